@@ -1,0 +1,147 @@
+"""Where MNIST comes from, the two error messages, normalisation, both pipelines, augmentation."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision import datasets
+
+from mnist_course import data, smoke
+from mnist_course.augment import Augment, random_affine
+from mnist_course.errors import CorruptDataError, CourseError, DataNotFoundError
+
+RAW_NAMES = list(data.FILES)
+
+
+def real_raw() -> Path:
+    return data.ensure_mnist() / "MNIST" / "raw"
+
+
+def copy_raw(dest: Path) -> Path:
+    raw = dest / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in RAW_NAMES:
+        (raw / name).symlink_to(real_raw() / name)
+    return raw
+
+
+def test_root_resolution_order(monkeypatch, tmp_path):
+    monkeypatch.setenv("MNIST_DATA", str(tmp_path / "env"))
+    assert data.resolve_root(tmp_path / "explicit") == tmp_path / "explicit"
+    assert data.resolve_root() == tmp_path / "env"
+    monkeypatch.delenv("MNIST_DATA")
+    assert data.resolve_root() == Path(data.__file__).resolve().parent.parent / "data"
+
+
+def test_missing_files_and_failed_download_give_one_clear_error(monkeypatch, tmp_path):
+    # A real download attempt against a closed local port: fails the same way with or without internet.
+    monkeypatch.setattr(datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
+    with pytest.raises(DataNotFoundError) as err:
+        data.ensure_mnist(tmp_path)
+    message = str(err.value)
+    for name in RAW_NAMES:
+        assert name in message
+    assert str(tmp_path / "MNIST" / "raw") in message and "MNIST_DATA" in message
+    assert "\n" not in message
+    assert not any(p.is_file() for p in tmp_path.rglob("*")), "a failed download left files behind"
+
+
+@pytest.mark.parametrize("damage", ["truncate", "magic"])
+def test_corrupt_file_is_named(tmp_path, damage):
+    raw = copy_raw(tmp_path)
+    victim = raw / "t10k-labels-idx1-ubyte"
+    content = (real_raw() / victim.name).read_bytes()
+    victim.unlink()
+    victim.write_bytes(content[:5000] if damage == "truncate" else b"\x00\x00\x08\x03" + content[4:])
+    with pytest.raises(CorruptDataError, match="t10k-labels-idx1-ubyte"):
+        data.get_data(root=tmp_path)
+
+
+def test_normalisation_constants_come_from_the_training_images():
+    images, _ = data.load_mnist(train=True)
+    mean, std = data.compute_mean_std(images)
+    assert (round(mean, 4), round(std, 4)) == (data.MNIST_MEAN, data.MNIST_STD) == (0.1307, 0.3081)
+
+
+def test_load_mnist_shapes_and_types():
+    images, labels = data.load_mnist(train=False)
+    assert images.shape == (10_000, 28, 28) and images.dtype == torch.uint8
+    assert labels.shape == (10_000,) and set(labels.unique().tolist()) == set(range(10))
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_both_pipelines_give_identical_tensors(full_mode, train):
+    device = data.get_data(pipeline="device", train_size=600, test_size=600, device="cpu")
+    loader = data.get_data(pipeline="loader", train_size=600, test_size=600, device="cpu")
+    if train:  # training batches are shuffled differently; compare the same images unshuffled
+        a = data.DeviceLoader(device.train.images, device.train.labels, 600, shuffle=False)
+        xa, ya = next(iter(a))
+        xb = torch.stack([loader.train.dataset[i][0] for i in range(600)])
+        yb = torch.tensor([loader.train.dataset[i][1] for i in range(600)])
+    else:
+        (xa, ya), (xb, yb) = next(iter(device.test)), next(iter(loader.test))
+    assert xa.shape == xb.shape == (600, 1, 28, 28)
+    assert torch.equal(ya, yb)
+    assert torch.equal(xa, xb)
+
+
+def test_subsets_are_fixed_by_the_seed(full_mode):
+    a = data.get_data(train_size=500, test_size=100, seed=3, device="cpu")
+    b = data.get_data(train_size=500, test_size=100, seed=3, device="cpu")
+    c = data.get_data(train_size=500, test_size=100, seed=4, device="cpu")
+    assert a.train_images == 500 and a.test_images == 100 and len(a.train) == 4
+    assert torch.equal(a.train.labels, b.train.labels) and torch.equal(a.train.images, b.train.images)
+    assert not torch.equal(a.train.images, c.train.images)
+
+
+def test_device_pipeline_reshuffles_every_epoch_reproducibly(full_mode):
+    first = [y for _, y in data.get_data(train_size=256, batch_size=256, seed=1, device="cpu").train]
+    loader = data.get_data(train_size=256, batch_size=256, seed=1, device="cpu").train
+    epoch1, epoch2 = next(iter(loader))[1], next(iter(loader))[1]
+    assert torch.equal(epoch1, first[0])
+    assert not torch.equal(epoch1, epoch2)
+    assert torch.equal(epoch1.sort().values, epoch2.sort().values)
+
+
+def test_augmentation_keeps_shape_and_range_and_changes_the_image():
+    images, _ = data.load_mnist(train=False)
+    x = images[:64].unsqueeze(1).float() / 255
+    out = random_affine(x, Augment(degrees=15, translate=0.1), torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    assert out.min() >= 0 and out.max() <= 1
+    changed = (out - x).abs().flatten(1).amax(1) > 0.1
+    assert changed.all(), "every image should move"
+    again = random_affine(x, Augment(degrees=15, translate=0.1), torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+    identity = random_affine(x, Augment(degrees=0, translate=0), torch.Generator().manual_seed(0))
+    assert torch.allclose(identity, x, atol=1e-5)
+
+
+def test_augmentation_only_touches_the_training_split(full_mode):
+    plain = data.get_data(train_size=128, test_size=128, batch_size=128, device="cpu")
+    aug = data.get_data(train_size=128, test_size=128, batch_size=128, device="cpu", augment=Augment(10, 0.1))
+    assert torch.equal(next(iter(plain.test))[0], next(iter(aug.test))[0])
+    assert not torch.equal(next(iter(plain.train))[0], next(iter(aug.train))[0])
+
+
+def test_smoke_mode_caps_sizes_and_announces_once(monkeypatch, capsys):
+    monkeypatch.setenv("MNIST_COURSE_SMOKE", "1")
+    monkeypatch.setattr(smoke, "_announced", False)
+    d = data.get_data(device="cpu")
+    data.get_data(train_size=100, device="cpu")
+    assert (d.train_images, d.test_images) == (smoke.SMOKE_TRAIN_SIZE, smoke.SMOKE_TEST_SIZE) == (2_000, 1_000)
+    assert capsys.readouterr().out.count("smoke mode: on") == 1
+
+
+def test_unknown_device_and_pipeline_are_clear():
+    with pytest.raises(CourseError, match="unknown device 'gpu'"):
+        data.pick_device("gpu")
+    with pytest.raises(ValueError, match="pipeline"):
+        data.get_data(pipeline="fast")
+    assert data.pick_device("cpu") == torch.device("cpu")
+
+
+def test_repo_data_folder_is_not_committed():
+    root = Path(data.__file__).resolve().parent.parent
+    gitignore = (root / ".gitignore").read_text().split()
+    assert "/data/" in gitignore

@@ -1,0 +1,137 @@
+"""The engine: learning, determinism, schedulers, output format, checkpoints, Ctrl-C, summary, budget."""
+
+import re
+import signal
+
+import pytest
+import torch
+
+from mnist_course import smoke
+from mnist_course.augment import Augment
+from mnist_course.data import get_data
+from mnist_course.errors import BudgetExceededError
+from mnist_course.history import History
+from mnist_course.summary import check_budget, count_parameters, summary_text
+from mnist_course.train import evaluate, fit, load_checkpoint, save_checkpoint, seed_everything
+
+from conftest import TinyNet
+
+
+def small_data(**kw):
+    kw = {"train_size": 2_000, "test_size": 500, "batch_size": 64, "device": "cpu", "seed": 0} | kw
+    return get_data(**kw)
+
+
+def test_a_short_fit_lowers_the_loss(full_mode, tiny_net):
+    data = small_data()
+    before, _, _ = evaluate(tiny_net, data.test, torch.device("cpu"))
+    optimizer = torch.optim.Adam(tiny_net.parameters(), lr=0.01)
+    history = fit(tiny_net, data, 2, optimizer, seed=0, progress=False, verbose=False)
+    assert history.epochs == 2
+    assert history.test_loss[-1] < 0.85 * before
+    assert history.train_loss[1] < history.train_loss[0]
+    assert history.meta["parameters"] == count_parameters(tiny_net)
+
+
+def test_same_seed_on_cpu_gives_identical_histories(full_mode):
+    def run(seed):
+        seed_everything(seed)  # the weights are drawn before fit, so seed before building the model
+        data = small_data(augment=Augment(10, 0.1), seed=seed)
+        h = fit(TinyNet(), data, 2, seed=seed, progress=False, verbose=False)
+        return [h.train_loss, h.train_acc, h.test_loss, h.test_acc, h.lr_per_step]
+
+    first = run(7)
+    assert run(7) == first
+    assert run(8) != first
+
+
+def test_onecycle_steps_every_batch_and_steplr_every_epoch(full_mode, tiny_net):
+    data = small_data(batch_size=250)  # 8 batches per epoch
+    opt = torch.optim.SGD(tiny_net.parameters(), lr=0.1)
+    onecycle = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, epochs=2, steps_per_epoch=len(data.train))
+    h = fit(tiny_net, data, 2, opt, onecycle, progress=False, verbose=False)
+    assert len(h.lr_per_step) == 16 and len(set(h.lr_per_step)) == 16
+    assert onecycle.last_epoch == 16
+
+    opt = torch.optim.SGD(tiny_net.parameters(), lr=0.1)
+    step = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    h = fit(tiny_net, data, 3, opt, step, progress=False, verbose=False)
+    assert h.lr == pytest.approx([0.1, 0.05, 0.025])
+    assert len(set(h.lr_per_step[:8])) == 1
+
+
+def test_plateau_is_stepped_on_the_test_loss(full_mode, tiny_net):
+    opt = torch.optim.SGD(tiny_net.parameters(), lr=0.05, momentum=0.9)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", patience=0, factor=0.5)
+    h = fit(tiny_net, small_data(), 2, opt, plateau, progress=False, verbose=False)
+    assert plateau.best == pytest.approx(min(h.test_loss))
+
+
+def test_output_reads_like_the_classic_scripts(full_mode, tiny_net, capsys):
+    fit(tiny_net, small_data(train_size=640), 1, progress=True)
+    out, err = capsys.readouterr()
+    assert re.search(r"^Test set: Average loss: \d\.\d{4}, Accuracy: \d+/500 \(\d+\.\d{2}%\)$", out, re.M)
+    assert re.search(r"Train: Loss=\d+\.\d{4} Batch_id=9 Accuracy=\d+\.\d{2}", err)
+
+
+def test_progress_off_hides_the_bar_but_keeps_the_test_line(full_mode, tiny_net, capsys):
+    fit(tiny_net, small_data(train_size=640), 1, progress=False)
+    out, err = capsys.readouterr()
+    assert "Train: Loss" not in err + out
+    assert "Test set: Average loss" in out
+
+
+def test_checkpoint_holds_the_best_epoch(full_mode, tiny_net, tmp_path):
+    data = small_data()
+    history = fit(tiny_net, data, 2, seed=0, progress=False, verbose=False, checkpoint=tmp_path / "best.pt")
+    restored = load_checkpoint(TinyNet(), tmp_path / "best.pt")
+    _, correct, total = evaluate(restored, data.test, torch.device("cpu"))
+    assert 100 * correct / total == history.best_test_acc
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_checkpoint_round_trip(tiny_net, tmp_path):
+    path = save_checkpoint(tiny_net, tmp_path / "m.pt")
+    other = load_checkpoint(TinyNet(), path)
+    for a, b in zip(tiny_net.state_dict().values(), other.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_ctrl_c_returns_the_history_so_far(full_mode, tiny_net):
+    data = small_data(batch_size=200)  # 10 batches per epoch
+    calls = {"n": 0}
+
+    def press_ctrl_c(module, inputs):
+        calls["n"] += 1
+        if calls["n"] == 14 and module.training:  # 4th training batch of epoch 2
+            signal.raise_signal(signal.SIGINT)  # the real signal: Python turns it into KeyboardInterrupt
+
+    tiny_net.register_forward_pre_hook(press_ctrl_c)
+    history = fit(tiny_net, data, 5, progress=False, verbose=False)
+    assert history.interrupted and history.epochs == 1
+
+
+def test_history_json_round_trip(full_mode, tiny_net, tmp_path):
+    history = fit(tiny_net, small_data(train_size=500), 1, seed=0, progress=False, verbose=False, name="tiny")
+    loaded = History.load(history.save(tmp_path / "runs" / "tiny.json"))
+    assert loaded == history and loaded.best_epoch == 1
+
+
+def test_smoke_mode_caps_epochs(monkeypatch, tiny_net):
+    monkeypatch.setenv("MNIST_COURSE_SMOKE", "1")
+    monkeypatch.setattr(smoke, "_announced", True)
+    history = fit(tiny_net, small_data(train_size=500), 15, progress=False, verbose=False)
+    assert history.epochs == 1
+
+
+def test_non_positive_epochs_are_refused(tiny_net):
+    with pytest.raises(ValueError, match="epochs must be at least 1"):
+        fit(tiny_net, small_data(train_size=100), 0)
+
+
+def test_summary_is_torchsummary_on_cpu_and_budget_is_enforced(tiny_net):
+    text = summary_text(tiny_net)
+    assert "Conv2d-1" in text and f"Total params: {count_parameters(tiny_net):,}" in text
+    assert check_budget(tiny_net, 20_000) == count_parameters(tiny_net)
+    with pytest.raises(BudgetExceededError, match=f"{count_parameters(tiny_net):,} parameters"):
+        check_budget(tiny_net, max_params=1_000)
