@@ -1,0 +1,116 @@
+"""Models and recipes: exact parameter counts, 003's published table, output shapes, the registry."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnist_course.errors import UnknownModelError
+from mnist_course.models import MODELS, ConvBlock, get_model, model_names
+from mnist_course.recipes import RECIPES, Recipe, make_optimizer, make_scheduler
+from mnist_course.summary import count_parameters, summary_text
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("ref001", 9_962), ("ref002", 18_520), ("ref003", 19_866), ("ref004", 6_040)],
+)
+def test_reproductions_have_the_published_parameter_counts(name, expected):
+    assert count_parameters(get_model(name)) == expected
+
+
+def test_ref003_summary_matches_the_published_table():
+    published = (DATA / "ref003_summary.txt").read_text()
+    assert summary_text(get_model("ref003")) == published
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_every_model_outputs_log_probabilities(name):
+    torch.manual_seed(0)
+    model = get_model(name).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 1, 28, 28))
+    assert out.shape == (2, 10)
+    assert torch.allclose(out.exp().sum(dim=1), torch.ones(2), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", [n for n in model_names() if n != "baseline"])
+def test_models_stay_under_the_course_budget(name):
+    assert count_parameters(get_model(name)) < 20_000
+
+
+def test_final_is_under_8000_parameters():
+    assert count_parameters(get_model("final")) < 8_000
+
+
+def test_registry_holds_the_course_and_the_reproductions():
+    course = ["baseline", "skeleton", "batchnorm", "dropout", "gap", "final"]
+    assert model_names() == [*course, "ref001", "ref002", "ref003", "ref004"]
+    assert model_names() == list(MODELS)
+
+
+def test_unknown_model_lists_the_names():
+    with pytest.raises(UnknownModelError) as excinfo:
+        get_model("resnet")
+    message = str(excinfo.value)
+    assert message.startswith("unknown model 'resnet'; choose one of: ")
+    assert all(name in message for name in model_names())
+
+
+def test_convblock_rejects_an_unknown_order():
+    with pytest.raises(ValueError, match="order"):
+        ConvBlock(1, 8, order="bn-conv-relu")
+
+
+def test_every_model_has_a_recipe():
+    assert set(RECIPES) == set(model_names())
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_recipe_builds_its_optimizer_and_scheduler(name):
+    recipe = RECIPES[name]
+    assert recipe.source
+    optimizer = make_optimizer(get_model(name), recipe)
+    scheduler = make_scheduler(optimizer, recipe, steps_per_epoch=10)
+    assert (scheduler is None) == (recipe.scheduler is None)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(recipe.lr)
+
+
+@pytest.mark.parametrize("scheduler", ["step", "multistep", "onecycle", "plateau", None])
+def test_make_scheduler_knows_every_kind(scheduler):
+    args = {
+        "step": {"step_size": 5},
+        "multistep": {"milestones": [5, 10]},
+        "onecycle": {},
+        "plateau": {"mode": "min"},
+        None: {},
+    }[scheduler]
+    recipe = Recipe(optimizer="adam", lr=0.01, scheduler=scheduler, scheduler_args=args)
+    optimizer = make_optimizer(torch.nn.Linear(2, 2), recipe)
+    assert isinstance(optimizer, torch.optim.Adam)
+    result = make_scheduler(optimizer, recipe, steps_per_epoch=10)
+    assert (result is None) == (scheduler is None)
+
+
+def test_ref003_recipe_follows_its_training_log():
+    recipe = RECIPES["ref003"]
+    assert (recipe.lr, recipe.batch_size, recipe.scheduler) == (0.05, 512, "step")
+    assert 60_000 // recipe.batch_size + 1 == 118
+    optimizer = make_optimizer(get_model("ref003"), recipe)
+    scheduler = make_scheduler(optimizer, recipe, steps_per_epoch=118)
+    lrs = []
+    for _ in range(recipe.epochs):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[:15] == [0.05] * 15
+    assert lrs[15:] == pytest.approx([0.005] * 4)
+
+
+def test_recipe_rejects_unknown_names():
+    with pytest.raises(ValueError, match="optimizer"):
+        Recipe(optimizer="rmsprop", lr=0.01)
+    with pytest.raises(ValueError, match="scheduler"):
+        Recipe(optimizer="sgd", lr=0.01, scheduler="cosine")
