@@ -10,11 +10,12 @@ Two pipelines sit behind one function, :func:`get_data`:
 Without augmentation both give identical tensors for the same images.
 """
 
+import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Subset
@@ -72,7 +73,7 @@ def ensure_mnist(root: str | Path | None = None) -> Path:
         try:
             datasets.MNIST(root, train=True, download=True)
             datasets.MNIST(root, train=False, download=True)
-        except Exception as exc:  # no network, unwritable folder, server down: all read the same to a learner
+        except (OSError, RuntimeError) as exc:  # no network, server down, unwritable folder
             missing = ", ".join(name for name in FILES if not (raw / name).exists())
             raise DataNotFoundError(
                 f"MNIST files not found in {raw} (missing: {missing}) and the download failed "
@@ -147,7 +148,7 @@ class DeviceLoader:
         self.generator = torch.Generator(device=images.device).manual_seed(seed)
 
     def __len__(self) -> int:
-        return -(-len(self.labels) // self.batch_size)
+        return math.ceil(len(self.labels) / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.labels)

@@ -5,6 +5,7 @@ import signal
 
 import pytest
 import torch
+from conftest import TinyNet
 
 from mnist_course import smoke
 from mnist_course.augment import Augment
@@ -13,8 +14,6 @@ from mnist_course.errors import BudgetExceededError
 from mnist_course.history import History
 from mnist_course.summary import check_budget, count_parameters, summary_text
 from mnist_course.train import evaluate, fit, load_checkpoint, save_checkpoint, seed_everything
-
-from conftest import TinyNet
 
 
 def small_data(**kw):
@@ -70,7 +69,7 @@ def test_plateau_is_stepped_on_the_test_loss(full_mode, tiny_net):
 def test_output_reads_like_the_classic_scripts(full_mode, tiny_net, capsys):
     fit(tiny_net, small_data(train_size=640), 1, progress=True)
     out, err = capsys.readouterr()
-    assert re.search(r"^Test set: Average loss: \d\.\d{4}, Accuracy: \d+/500 \(\d+\.\d{2}%\)$", out, re.M)
+    assert re.search(r"^Test set: Average loss: \d\.\d{4}, Accuracy: \d+/500 \(\d+\.\d{2}%\)$", out, re.MULTILINE)
     assert re.search(r"Train: Loss=\d+\.\d{4} Batch_id=9 Accuracy=\d+\.\d{2}", err)
 
 
