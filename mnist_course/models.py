@@ -115,24 +115,28 @@ class Classifier(nn.Module):
 
 
 class Baseline(Classifier):
-    """Step 1, baseline: a heavy network with no tricks (194,884 parameters; like 004's Model1, "194k").
+    """Step 1, baseline: a heavy network with no tricks (195,402 parameters; like 004's Model1, "194k").
 
     **Target:** get the pipeline right (data, loop, loss, accuracy) with a network that surely learns;
     no BatchNorm, no dropout, no padding. (004's Model1: 99.15%, over-fitting.)
+
+    The weight sits where most classic tutorials put it, in a dense head: 95% of the parameters are
+    the two ``Linear`` layers, which cost little compute. The convolutional body is the skeleton's.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.layers = nn.Sequential(
-            ConvBlock(1, 32, bn=False),  # 26×26, rf 3
-            ConvBlock(32, 64, bn=False),  # 24×24, rf 5
-            ConvBlock(64, 128, bn=False),  # 22×22, rf 7
-            TransitionBlock(128, 32),  # 11×11, rf 8
-            ConvBlock(32, 64, bn=False),  # 9×9, rf 12
-            ConvBlock(64, 128, bn=False),  # 7×7, rf 16
-            ConvBlock(128, 10, kernel_size=1, bn=False),  # 7×7, rf 16
-            nn.Conv2d(10, 10, kernel_size=7, bias=False),  # 1×1, rf 28: the big last convolution
-            nn.Flatten(),
+            ConvBlock(1, 8, bn=False),  # 26×26, rf 3
+            ConvBlock(8, 16, bn=False),  # 24×24, rf 5
+            TransitionBlock(16, 8),  # 12×12, rf 6
+            ConvBlock(8, 16, bn=False),  # 10×10, rf 10
+            ConvBlock(16, 32, bn=False),  # 8×8, rf 14
+            nn.MaxPool2d(2),  # 4×4, rf 16
+            nn.Flatten(),  # 32 × 4 × 4 = 512 numbers
+            nn.Linear(512, 360),  # 184,680 parameters: the heavy part
+            nn.ReLU(),
+            nn.Linear(360, 10),  # every output sees the whole image
         )
 
 
@@ -202,23 +206,24 @@ class WithGAP(Skeleton):
 
 
 class Final(Classifier):
-    """Step 6, final: the course's answer, 99.4% under 8,000 parameters (7,536 parameters).
+    """Step 6, final: the course's answer, 99.4% under 8,000 parameters (7,736 parameters).
 
-    **Target:** 99.4% test accuracy, held over the last epochs, in 15 epochs or fewer, under 8,000
-    parameters. The capacity GAP removed goes back into the last two blocks (12 → 16 channels).
-    A placeholder to be tuned together with its recipe (``recipes.RECIPES["final"]``).
+    **Target:** ≥ 99.4% test accuracy in each of the last three of 15 epochs, for any seed, under
+    8,000 parameters. The skeleton's shape with the capacity moved where it pays: 16 channels right
+    before the only max-pool (the 1×1 transition then has more to choose from) and 16 in the last
+    three blocks; GAP head; dropout 0.05 everywhere. Trained with OneCycleLR and ±7° rotation
+    (``recipes.RECIPES["final"]``).
     """
 
     def __init__(self, dropout: float = 0.05) -> None:
         super().__init__()
         self.layers = nn.Sequential(
             ConvBlock(1, 8, dropout=dropout),  # 26×26, rf 3
-            ConvBlock(8, 12, dropout=dropout),  # 24×24, rf 5
-            TransitionBlock(12, 8),  # 12×12, rf 6
-            ConvBlock(8, 12, dropout=dropout),  # 10×10, rf 10
-            ConvBlock(12, 12, dropout=dropout),  # 8×8, rf 14
-            ConvBlock(12, 16, dropout=dropout),  # 6×6, rf 18
-            ConvBlock(16, 16, dropout=dropout),  # 4×4, rf 22
+            ConvBlock(8, 16, dropout=dropout),  # 24×24, rf 5
+            TransitionBlock(16, 10),  # 12×12, rf 6
+            ConvBlock(10, 16, dropout=dropout),  # 10×10, rf 10
+            ConvBlock(16, 16, dropout=dropout),  # 8×8, rf 14
+            ConvBlock(16, 16, dropout=dropout),  # 6×6, rf 18
             GAPHead(16),
         )
 

@@ -56,9 +56,13 @@ RECIPES: dict[str, Recipe] = {
     "gap": COURSE,
     "final": Recipe(
         optimizer="sgd",
-        lr=0.01,
+        lr=0.1,
+        scheduler="onecycle",
+        scheduler_args={"pct_start": 0.2, "div_factor": 10, "final_div_factor": 100},
         degrees=7.0,
-        source="course default + random rotation ±7°; a placeholder, tuned together with the final model",
+        source="the course's recipe: SGD momentum 0.9, OneCycleLR up to 0.1 (20% warm-up, from 0.01 down "
+        "to 0.0001), batch 128, 15 epochs, random rotation ±7°; chosen on seed 1 against the "
+        "7,536-parameter first draft, then held fixed for every seed",
     ),
     "ref001": Recipe(
         optimizer="sgd",

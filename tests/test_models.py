@@ -75,7 +75,9 @@ def test_recipe_builds_its_optimizer_and_scheduler(name):
     optimizer = make_optimizer(get_model(name), recipe)
     scheduler = make_scheduler(optimizer, recipe, steps_per_epoch=10)
     assert (scheduler is None) == (recipe.scheduler is None)
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(recipe.lr)
+    # OneCycleLR starts at max_lr / div_factor (25 by default) and peaks at the recipe's lr.
+    start = recipe.lr / recipe.scheduler_args.get("div_factor", 25) if recipe.scheduler == "onecycle" else recipe.lr
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(start)
 
 
 @pytest.mark.parametrize("scheduler", ["step", "multistep", "onecycle", "plateau", None])
