@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--device", default="auto")
     rep.add_argument("--data", metavar="DIR")
     rep.add_argument("--progress", choices=["on", "off"], default="off")
+    rep.add_argument("--resume", action="store_true", help="reuse finished runs saved in runs/ (same recipe)")
     rep.add_argument("--out", metavar="PATH", help="Markdown file (default: results/reproductions.md, "
                      "or results/final_model.md for --models final)")
     return parser
@@ -95,7 +96,7 @@ def cmd_models(args: argparse.Namespace) -> None:
 def cmd_reproduce(args: argparse.Namespace) -> None:
     default = "results/final_model.md" if args.models == ["final"] else "results/reproductions.md"
     reproduce(args.models, args.seeds, Path(args.out or default), args.device,
-              progress=args.progress == "on", root=args.data, runs_dir=Path("runs"))
+              progress=args.progress == "on", root=args.data, resume=args.resume)
     print(f"wrote {args.out or default}")
 
 

@@ -6,8 +6,7 @@ seeds and writes a Markdown table of published claim versus measured numbers.
 
 import platform
 import statistics
-import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -51,7 +50,7 @@ def run_recipe(name: str, recipe: Recipe, seed: int = 1, device: str = "auto", p
     scheduler = make_scheduler(optimizer, recipe, len(data.train))
     history = fit(model, data, recipe.epochs, optimizer, scheduler, seed=seed, progress=progress,
                   verbose=verbose, checkpoint=checkpoint, name=name)
-    history.meta["recipe"] = {k: v for k, v in vars(recipe).items()}
+    history.meta["recipe"] = asdict(recipe)
     return history
 
 
@@ -96,30 +95,47 @@ def environment_line(device: str, seconds: float | None = None) -> str:
 
 
 def reproduce(names: list[str], seeds: int, out: Path, device: str = "auto", progress: bool = False,
-              root: str | Path | None = None, runs_dir: Path | None = None) -> str:
-    """Train every model in ``names`` with its recipe for seeds 1..N and write ``out`` (Markdown)."""
+              root: str | Path | None = None, runs_dir: Path = Path("runs"), resume: bool = False) -> str:
+    """Train every model in ``names`` with its recipe for seeds 1..N and write ``out`` (Markdown).
+
+    Each finished run is saved as ``runs_dir/<model>-seed<N>.json`` and the table is rewritten after every
+    model, so an interrupted reproduction keeps what it finished. With ``resume``, a saved run whose
+    recipe matches the current one is read back instead of trained again.
+    """
     recipes = {name: recipe_for(name) for name in names}  # fail on a bad name before any training
-    start = time.perf_counter()
     runs: dict[str, list[History]] = {}
     for name, recipe in recipes.items():
         for seed in range(1, seeds + 1):
+            path = runs_dir / f"{name}-seed{seed}.json"
+            if resume and path.exists() and History.load(path).meta.get("recipe") == asdict(recipe):
+                print(f"== {name}, seed {seed}: read back from {path}")
+                runs.setdefault(name, []).append(History.load(path))
+                continue
             print(f"== {name}, seed {seed}: {count_parameters(get_model(name)):,} parameters, {recipe.epochs} epochs")
             history = run_recipe(name, recipe, seed, device, progress=progress, root=root)
+            history.save(path)
             runs.setdefault(name, []).append(history)
-            if runs_dir is not None:
-                history.save(runs_dir / f"{name}-seed{seed}.json")
-    used = runs[names[0]][0].meta["device"]
-    text = "\n\n".join([
-        f"# Reproductions: {', '.join(names)}",
-        f"Command: `python -m mnist_course reproduce --models {' '.join(names)} --seeds {seeds}`  \n"
-        + environment_line(used, time.perf_counter() - start),
+        text = reproduction_report(runs, names, seeds, resume)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(out)
+    return text
+
+
+def reproduction_report(runs: dict[str, list[History]], names: list[str], seeds: int, resume: bool) -> str:
+    """The Markdown file ``reproduce`` writes: command, where it ran, the claim table, per-seed tables."""
+    histories = [h for hs in runs.values() for h in hs]
+    devices = sorted({h.meta["device"] for h in histories})
+    hours = sum(sum(h.seconds) for h in histories) / 3600
+    done = "" if list(runs) == names else f" (finished so far: {', '.join(runs)})"
+    return "\n\n".join([
+        f"# Reproductions: {', '.join(names)}{done}",
+        (f"Command: `python -m mnist_course reproduce --models {' '.join(names)} --seeds {seeds}"
+        f"{' --resume' if resume else ''}`  \n{environment_line(devices[0])}  \n"
+        f"devices used: {', '.join(devices)}; training time summed over all runs: {hours:.2f} h"),
         ("Accuracies are on the 10,000 MNIST test images after each epoch, as the published documents "
          "report them (the test set doubles as validation set there; so it does here, for comparison)."),
         reproduction_table(runs),
         *[f"## {name}: per seed\n\n{per_seed_table(hs)}" for name, hs in runs.items()],
     ]) + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(out)
-    return text

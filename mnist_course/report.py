@@ -36,16 +36,20 @@ def result(history: History, target: float = TARGET) -> Markdown:
 def diagnosis(history: History, overfit_gap: float = 0.3) -> Markdown:
     """Over- or under-fitting, judged from the curves the way the notebooks explain it."""
     gap = history.train_acc[-1] - history.test_acc[-1]
-    notes = []
-    if gap > overfit_gap:
-        notes.append(f"**Over-fitting:** training accuracy is {gap:.2f} points above test accuracy in the "
-                     "last epoch; the network learns the training images better than digits in general.")
+    if history.best_train_acc < 99.0:
+        verdict = (f"**Under-fitting:** the best training accuracy is {history.best_train_acc:.2f}%; the network "
+                 "cannot yet fit its own training images, so there is nothing to regularise. It needs "
+                 "capacity, more epochs or a better optimisation (BatchNorm, a learning-rate schedule).")
+    elif gap > overfit_gap:
+        verdict = (f"**Over-fitting:** training accuracy is {gap:.2f} points above test accuracy in the last "
+                 "epoch; the network learns its training images better than digits in general.")
     elif gap < 0:
-        notes.append(f"**Test above train** by {-gap:.2f} points: training is made harder than testing "
-                     "(dropout or augmentation act only in training). No over-fitting; the network could "
-                     "still learn more from its training set.")
+        verdict = (f"**Test above train** by {-gap:.2f} points: training is made harder than testing "
+                 "(dropout or augmentation act only in training). No over-fitting; the network could "
+                 "still learn more from its training set.")
     else:
-        notes.append(f"**Train and test agree** within {gap:.2f} points: no sign of over-fitting.")
+        verdict = f"**Train and test agree** within {gap:.2f} points: no sign of over-fitting."
+    notes = [verdict]
     best_loss_epoch = history.test_loss.index(min(history.test_loss)) + 1
     if history.epochs >= 4 and best_loss_epoch <= history.epochs - 3 and history.test_loss[-1] > 1.05 * min(
             history.test_loss):
@@ -55,7 +59,4 @@ def diagnosis(history: History, overfit_gap: float = 0.3) -> Markdown:
     if len(last) == 3 and last[0] < last[1] < last[2]:
         notes.append("Test accuracy still rose in each of the last three epochs: more epochs, or a "
                      "schedule that spends them better, would help.")
-    if history.best_train_acc < 99.0:
-        notes.append(f"Best training accuracy is {history.best_train_acc:.2f}%: the network cannot even "
-                     "fit its training set well — under-fitting; it needs capacity or a better optimisation.")
     return Markdown("\n\n".join(notes))

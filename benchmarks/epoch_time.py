@@ -1,0 +1,94 @@
+"""How long is one training epoch, and how much of it is the data path?
+
+Times one epoch of the same model with the same augmentation three ways, alternating, and reports
+medians:
+
+* ``loader``  — the classic torchvision ``DataLoader`` (PIL transforms, one image at a time);
+* ``device``  — the course's default: uint8 tensor on the device, batched on-device augmentation;
+* ``compute`` — forward + backward + step on batches made beforehand: the floor no data path can beat.
+
+    python benchmarks/epoch_time.py [--model final] [--repeats 3] [--device auto] [--workers 2]
+                                    [--record results/speed.md]
+
+The last line reads ``speedup over DataLoader: 1.85x; overhead over compute: 6%``.
+"""
+
+import argparse
+import datetime
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from mnist_course.augment import Augment
+from mnist_course.data import get_data
+from mnist_course.experiment import environment_line
+from mnist_course.models import get_model
+from mnist_course.recipes import RECIPES, make_optimizer
+from mnist_course.train import train_epoch
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_epoch(model, loader, optimizer, device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    train_epoch(model, loader, optimizer, device, progress=False)
+    sync(device)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="final")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for the classic pipeline")
+    parser.add_argument("--train-size", type=int, default=None, help="images per epoch (default: all 60,000)")
+    parser.add_argument("--record", metavar="PATH", help="append this run's output, dated, to a Markdown file")
+    args = parser.parse_args()
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    recipe = RECIPES[args.model]
+    augment = Augment(recipe.degrees or 7.0, recipe.translate)
+    common = {"batch_size": recipe.batch_size, "augment": augment, "device": args.device,
+              "train_size": args.train_size}
+    pipelines = {"loader": get_data(pipeline="loader", num_workers=args.workers, **common),
+                 "device": get_data(pipeline="device", **common)}
+    device = pipelines["device"].device
+    model = get_model(args.model).to(device)
+    optimizer = make_optimizer(model, recipe)
+    batches = [(x.clone(), y.clone()) for x, y in pipelines["device"].train]  # for the compute floor
+
+    say(environment_line(str(device)))
+    say(f"model {args.model}, batch size {recipe.batch_size}, {pipelines['device'].train_images:,} images "
+          f"per epoch, augmentation ±{augment.degrees}° / {augment.translate:.0%}, {args.workers} DataLoader workers")
+    time_epoch(model, pipelines["device"].train, optimizer, device)  # warm-up (allocator, kernels)
+    times = {"loader": [], "device": [], "compute": []}
+    for repeat in range(args.repeats):
+        for name in ("loader", "device"):
+            times[name].append(time_epoch(model, pipelines[name].train, optimizer, device))
+        times["compute"].append(time_epoch(model, batches, optimizer, device))
+        say(f"repeat {repeat + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
+    median = {k: statistics.median(v) for k, v in times.items()}
+    say("median epoch: " + ", ".join(f"{k} {v:.2f} s" for k, v in median.items()))
+    say(f"speedup over DataLoader: {median['loader'] / median['device']:.2f}x; "
+        f"overhead over compute: {100 * (median['device'] / median['compute'] - 1):.0f}%")
+    if args.record:
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        command = " ".join(["python", *sys.argv])
+        with Path(args.record).open("a") as f:
+            f.write(f"\n## {stamp}: {device}\n\n`{command}`\n\n```\n" + "\n".join(lines) + "\n```\n")
+
+
+if __name__ == "__main__":
+    main()
