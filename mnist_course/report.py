@@ -36,17 +36,17 @@ def result(history: History, target: float = TARGET) -> Markdown:
 def diagnosis(history: History, overfit_gap: float = 0.3) -> Markdown:
     """Over- or under-fitting, judged from the curves the way the notebooks explain it."""
     gap = history.train_acc[-1] - history.test_acc[-1]
-    if history.best_train_acc < 99.0:
+    if gap < 0:
+        verdict = (f"**Test above train** by {-gap:.2f} points: training is made harder than testing "
+                   "(dropout or augmentation act only in training). No over-fitting; the network could "
+                   "still learn more from its training set.")
+    elif history.best_train_acc < 99.0:
         verdict = (f"**Under-fitting:** the best training accuracy is {history.best_train_acc:.2f}%; the network "
-                 "cannot yet fit its own training images, so there is nothing to regularise. It needs "
-                 "capacity, more epochs or a better optimisation (BatchNorm, a learning-rate schedule).")
+                   "cannot yet fit its own training images, so there is nothing to regularise. It needs "
+                   "capacity, more epochs or a better optimisation (BatchNorm, a learning-rate schedule).")
     elif gap > overfit_gap:
         verdict = (f"**Over-fitting:** training accuracy is {gap:.2f} points above test accuracy in the last "
-                 "epoch; the network learns its training images better than digits in general.")
-    elif gap < 0:
-        verdict = (f"**Test above train** by {-gap:.2f} points: training is made harder than testing "
-                 "(dropout or augmentation act only in training). No over-fitting; the network could "
-                 "still learn more from its training set.")
+                   "epoch; the network learns its training images better than digits in general.")
     else:
         verdict = f"**Train and test agree** within {gap:.2f} points: no sign of over-fitting."
     notes = [verdict]

@@ -19,7 +19,8 @@ def test_result_reports_best_epochs_gap_and_target():
 
 
 def test_diagnosis_names_each_case():
-    assert "Under-fitting" in diagnosis(run([80.0, 95.0], [85.0, 96.0]))
+    assert "Under-fitting" in diagnosis(run([80.0, 95.0], [79.0, 94.0]))
+    assert "Test above train" in diagnosis(run([80.0, 95.0], [85.0, 96.0]))  # dropout, not under-fitting
     assert "Over-fitting" in diagnosis(run([99.5, 99.9], [99.0, 99.1]))
     assert "Test above train" in diagnosis(run([99.1, 99.2], [99.3, 99.4]))
     assert "agree" in diagnosis(run([99.1, 99.3], [99.1, 99.2]))
