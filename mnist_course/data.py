@@ -86,14 +86,14 @@ def ensure_mnist(root: str | Path | None = None) -> Path:
 
 
 @lru_cache(maxsize=4)
-def _load(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    ds = datasets.MNIST(ensure_mnist(root), train=train, download=False)
+def _load(checked_root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    ds = datasets.MNIST(checked_root, train=train, download=False)
     return ds.data, ds.targets
 
 
 def load_mnist(train: bool = True, root: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One split as tensors: uint8 images (N, 28, 28) and int64 labels (N,). Cached per process."""
-    return _load(resolve_root(root), train)
+    return _load(ensure_mnist(root), train)
 
 
 def compute_mean_std(images: torch.Tensor) -> tuple[float, float]:
@@ -203,7 +203,7 @@ def get_data(batch_size: int = 128, test_batch_size: int = 1000, augment: Augmen
         idx = subset_indices(60_000 if train else 10_000, size, seed)
         aug = augment if train else None
         if pipeline == "device":
-            images, labels = load_mnist(train, root)
+            images, labels = _load(root, train)  # root was checked above
             if idx is not None:
                 images, labels = images[idx], labels[idx]
             splits[train] = DeviceLoader(images.to(device), labels.to(device), bs, shuffle=train,

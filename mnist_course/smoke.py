@@ -23,7 +23,7 @@ def smoke_mode() -> bool:
     return on
 
 
-def cap(value: int | None, limit: int) -> int:
+def cap(value: int | None, limit: int) -> int | None:
     """``value`` limited to ``limit`` in smoke mode (None means 'everything'), unchanged otherwise."""
     if not smoke_mode():
         return value
