@@ -200,7 +200,8 @@ def get_data(batch_size: int = 128, test_batch_size: int = 1000, augment: Augmen
     root = ensure_mnist(root)
     splits, sizes = {}, {}
     for train, size, bs in ((True, train_size, batch_size), (False, test_size, test_batch_size)):
-        idx = subset_indices(60_000 if train else 10_000, size, seed)
+        n_total = FILES["train-labels-idx1-ubyte" if train else "t10k-labels-idx1-ubyte"][1]
+        idx = subset_indices(n_total, size, seed)
         aug = augment if train else None
         if pipeline == "device":
             images, labels = _load(root, train)  # root was checked above
@@ -215,6 +216,6 @@ def get_data(batch_size: int = 128, test_batch_size: int = 1000, augment: Augmen
             splits[train] = DataLoader(ds, batch_size=bs, shuffle=train, num_workers=num_workers,
                                        generator=torch.Generator().manual_seed(seed),
                                        pin_memory=device.type == "cuda")
-        sizes[train] = len(idx) if idx is not None else (60_000 if train else 10_000)
+        sizes[train] = n_total if idx is None else len(idx)
     return MNISTData(train=splits[True], test=splits[False], device=device, pipeline=pipeline,
                      train_images=sizes[True], test_images=sizes[False])

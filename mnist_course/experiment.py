@@ -13,7 +13,7 @@ import torch
 
 from .augment import Augment
 from .data import get_data
-from .history import History
+from .history import History, write_text_atomically
 from .models import get_model
 from .recipes import RECIPES, Recipe, make_optimizer, make_scheduler
 from .summary import count_parameters
@@ -116,10 +116,7 @@ def reproduce(names: list[str], seeds: int, out: Path, device: str = "auto", pro
             history.save(path)
             runs.setdefault(name, []).append(history)
         text = reproduction_report(runs, names, seeds, resume)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(out)
+        write_text_atomically(out, text)
     return text
 
 

@@ -5,6 +5,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 
+def write_text_atomically(path: str | Path, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path``, then rename it: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
 @dataclass
 class History:
     """Per-epoch metrics of one run. Accuracies are percentages; epochs are counted from 1.
@@ -53,12 +63,7 @@ class History:
 
     def save(self, path: str | Path) -> Path:
         """Write the history as JSON (folders are created); returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=1))
-        tmp.replace(path)
-        return path
+        return write_text_atomically(path, json.dumps(asdict(self), indent=1))
 
     @classmethod
     def load(cls, path: str | Path) -> "History":

@@ -24,7 +24,7 @@ from matplotlib.ticker import MaxNLocator
 from torch import nn
 
 from .history import History
-from .receptive_field import as_model_input
+from .receptive_field import as_model_input, find_layer
 
 Histories = Sequence[History] | Mapping[str, History]
 _METRICS = (("train_loss", "Train loss"), ("test_loss", "Test loss"),
@@ -179,20 +179,13 @@ def plot_confusion_matrix(model_or_preds: nn.Module | torch.Tensor | Sequence[in
     return fig
 
 
-def _module(model: nn.Module, layer_name: str) -> nn.Module:
-    modules = dict(model.named_modules())
-    if layer_name not in modules:
-        raise KeyError(f"no layer named {layer_name!r}; layers: {', '.join(n for n in modules if n)}")
-    return modules[layer_name]
-
-
 def plot_kernels(model: nn.Module, layer_name: str, max_out: int = 16, max_in: int = 8) -> Figure:
     """The weights of a Conv2d layer, one tile per (output, input) channel pair, blue < 0 < red.
 
     A layer with one input channel is laid out as a grid of its output channels; otherwise rows are
     output channels (at most ``max_out``) and columns input channels (at most ``max_in``).
     """
-    layer = _module(model, layer_name)
+    layer = find_layer(model, layer_name)
     if not isinstance(layer, nn.Conv2d):
         raise TypeError(f"{layer_name!r} is a {type(layer).__name__}, not a Conv2d: it has no kernels")
     w = layer.weight.detach().cpu().float()
@@ -222,7 +215,7 @@ def plot_kernels(model: nn.Module, layer_name: str, max_out: int = 16, max_in: i
 @torch.no_grad()
 def layer_output(model: nn.Module, layer_name: str, image: torch.Tensor) -> torch.Tensor:
     """Output of ``layer_name`` for one image (uint8 (28, 28) or normalised float), batch axis removed."""
-    layer = _module(model, layer_name)
+    layer = find_layer(model, layer_name)
     x = as_model_input(image)[:1]
     captured: dict[str, torch.Tensor] = {}
 

@@ -303,7 +303,8 @@ class _Stop(Exception):
     """Raised inside a hook to end a forward pass early."""
 
 
-def _find_module(model: nn.Module, layer_name: str) -> nn.Module:
+def find_layer(model: nn.Module, layer_name: str) -> nn.Module:
+    """The submodule called ``layer_name`` (as in ``named_modules``); a KeyError lists the names."""
     modules = dict(model.named_modules())
     if layer_name not in modules:
         names = ", ".join(n for n in modules if n)
@@ -335,7 +336,7 @@ def effective_receptive_field(model: nn.Module, layer_name: str, images: torch.T
     ``images`` are uint8 (N, 28, 28) or normalised float (N, 1, 28, 28). The model runs in eval mode
     (restored afterwards); the forward pass stops at the chosen layer.
     """
-    module = _find_module(model, layer_name)
+    module = find_layer(model, layer_name)
     dtype, device = _model_dtype_device(model)
     x = as_model_input(images).to(device=device, dtype=dtype).detach().clone().requires_grad_(True)
     captured: dict[str, torch.Tensor] = {}
