@@ -5,7 +5,8 @@ Two pipelines sit behind one function, :func:`get_data`:
 * ``pipeline="loader"`` — the classic ``torchvision`` ``DataLoader`` with ``transforms`` that every
   tutorial uses (PIL images, one image at a time in Python);
 * ``pipeline="device"`` (the default) — the whole split as one ``uint8`` tensor on the training device,
-  normalised on the fly, reshuffled each epoch by a seeded generator, augmented a batch at a time.
+  normalised on the fly, reshuffled each epoch by a seeded generator, augmented a few thousand images
+  per call.
 
 Without augmentation both give identical tensors for the same images.
 """
@@ -138,8 +139,12 @@ class DeviceLoader:
     """Batches from a uint8 image tensor that lives on the training device.
 
     Each pass reshuffles (when ``shuffle``) with its own seeded generator, so the order of epoch k is
-    the same in every run with the same seed. Augmentation runs on the whole batch in one call.
+    the same in every run with the same seed. Images are prepared (gathered, scaled, augmented,
+    normalised) about ``CHUNK`` at a time, and each batch is a slice of a prepared chunk: a GPU runs a
+    few large kernels instead of a dozen small ones per batch, and on a CPU a chunk stays in the cache.
     """
+
+    CHUNK = 2048  # images prepared per call (rounded to whole batches)
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle: bool,
                  augment: Augment | None = None, seed: int = 0):
@@ -150,16 +155,23 @@ class DeviceLoader:
     def __len__(self) -> int:
         return math.ceil(len(self.labels) / self.batch_size)
 
+    def _prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images (N, 28, 28) → normalised float (N, 1, 28, 28), augmented if asked."""
+        x = images.unsqueeze(1).float().div_(255)
+        if self.augment is not None:
+            x = random_affine(x, self.augment, self.generator)
+        return x.sub_(MNIST_MEAN).div_(MNIST_STD)
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.labels)
+        n, bs = len(self.labels), self.batch_size
         order = (torch.randperm(n, device=self.images.device, generator=self.generator)
                  if self.shuffle else torch.arange(n, device=self.images.device))
-        for start in range(0, n, self.batch_size):
-            idx = order[start:start + self.batch_size]
-            x = self.images[idx].unsqueeze(1).float().div_(255)
-            if self.augment is not None:
-                x = random_affine(x, self.augment, self.generator)
-            yield x.sub_(MNIST_MEAN).div_(MNIST_STD), self.labels[idx]
+        per_chunk = max(1, self.CHUNK // bs) * bs
+        for start in range(0, n, per_chunk):
+            idx = order[start:start + per_chunk]
+            x, y = self._prepare(self.images[idx]), self.labels[idx]
+            for b in range(0, len(y), bs):
+                yield x[b:b + bs], y[b:b + bs]
 
 
 @dataclass

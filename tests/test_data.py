@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torchvision import datasets
 
 from mnist_course import data, smoke
-from mnist_course.augment import Augment, random_affine
+from mnist_course.augment import Augment, random_affine, rotation_grid
 from mnist_course.errors import CorruptDataError, CourseError, DataNotFoundError
 
 RAW_NAMES = list(data.FILES)
@@ -145,3 +146,12 @@ def test_repo_data_folder_is_not_committed():
     root = Path(data.__file__).resolve().parent.parent
     gitignore = (root / ".gitignore").read_text().split()
     assert "/data/" in gitignore
+
+
+def test_rotation_grid_is_affine_grid_for_a_rotation_and_shift():
+    angle, shift = torch.rand(50) - 0.5, torch.rand(50, 2) * 0.4 - 0.2
+    cos, sin = angle.cos(), angle.sin()
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    for h, w in ((28, 28), (20, 28)):
+        expected = F.affine_grid(theta, [50, 1, h, w], align_corners=False)
+        assert torch.allclose(rotation_grid(angle, shift, h, w), expected, atol=1e-6)
