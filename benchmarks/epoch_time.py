@@ -1,14 +1,17 @@
 """How long is one training epoch, and how much of it is the data path?
 
 Times one epoch of the same model with the same augmentation three ways, alternating, and reports
-medians:
+medians (of each time, and of the ratios within each repeat):
 
 * ``loader``  — the classic torchvision ``DataLoader`` (PIL transforms, one image at a time);
 * ``device``  — the course's default: uint8 tensor on the device, batched on-device augmentation;
 * ``compute`` — forward + backward + step on batches made beforehand: the floor no data path can beat.
 
-    python benchmarks/epoch_time.py [--model final] [--repeats 3] [--device auto] [--workers 2]
-                                    [--record results/speed.md]
+    python benchmarks/epoch_time.py [--model final] [--repeats 5] [--device auto] [--workers 2]
+                                    [--cuda-graph on|off] [--record results/speed.md]
+
+On a CUDA GPU all three replay each training step as a CUDA graph (``--cuda-graph off`` for plain eager
+PyTorch), so the three differ only in where the batches come from.
 
 The last line reads ``speedup over DataLoader: 1.85x; overhead over compute: 6%``.
 """
@@ -23,8 +26,9 @@ from pathlib import Path
 import torch
 
 from mnist_course.augment import Augment
+from mnist_course.cuda_graph import GraphedStep
 from mnist_course.data import get_data
-from mnist_course.experiment import environment_line
+from mnist_course.environment import environment_line
 from mnist_course.models import get_model
 from mnist_course.recipes import RECIPES, make_optimizer
 from mnist_course.train import train_epoch
@@ -35,10 +39,10 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_epoch(model, loader, optimizer, device) -> float:
+def time_epoch(model, loader, optimizer, device, graph=None) -> float:
     sync(device)
     start = time.perf_counter()
-    train_epoch(model, loader, optimizer, device, progress=False)
+    train_epoch(model, loader, optimizer, device, progress=False, graph=graph)
     sync(device)
     return time.perf_counter() - start
 
@@ -46,10 +50,12 @@ def time_epoch(model, loader, optimizer, device) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="final")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for the classic pipeline")
     parser.add_argument("--train-size", type=int, default=None, help="images per epoch (default: all 60,000)")
+    parser.add_argument("--cuda-graph", choices=["on", "off"], default="on",
+                        help="on a CUDA GPU, replay each step as a CUDA graph, in all three (default: on)")
     parser.add_argument("--record", metavar="PATH", help="append this run's output, dated, to a Markdown file")
     args = parser.parse_args()
     lines: list[str] = []
@@ -67,22 +73,28 @@ def main() -> None:
     device = pipelines["device"].device
     model = get_model(args.model).to(device)
     optimizer = make_optimizer(model, recipe)
+    graph = (GraphedStep(model, recipe.batch_size) if device.type == "cuda" and args.cuda_graph == "on"
+             else None)
     batches = [(x.clone(), y.clone()) for x, y in pipelines["device"].train]  # for the compute floor
 
     say(environment_line(str(device)))
     say(f"model {args.model}, batch size {recipe.batch_size}, {pipelines['device'].train_images:,} images "
-          f"per epoch, augmentation ±{augment.degrees}° / {augment.translate:.0%}, {args.workers} DataLoader workers")
-    time_epoch(model, pipelines["device"].train, optimizer, device)  # warm-up (allocator, kernels)
+        f"per epoch, augmentation ±{augment.degrees}° / {augment.translate:.0%}, {args.workers} DataLoader workers, "
+        f"CUDA graph {'on' if graph else 'off'}")
+    time_epoch(model, pipelines["device"].train, optimizer, device, graph)  # warm-up (allocator, kernels)
     times = {"loader": [], "device": [], "compute": []}
     for repeat in range(args.repeats):
         for name in ("loader", "device"):
-            times[name].append(time_epoch(model, pipelines[name].train, optimizer, device))
-        times["compute"].append(time_epoch(model, batches, optimizer, device))
+            times[name].append(time_epoch(model, pipelines[name].train, optimizer, device, graph))
+        times["compute"].append(time_epoch(model, batches, optimizer, device, graph))
         say(f"repeat {repeat + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
     median = {k: statistics.median(v) for k, v in times.items()}
     say("median epoch: " + ", ".join(f"{k} {v:.2f} s" for k, v in median.items()))
-    say(f"speedup over DataLoader: {median['loader'] / median['device']:.2f}x; "
-        f"overhead over compute: {100 * (median['device'] / median['compute'] - 1):.0f}%")
+    # Ratios are taken within each repeat, then the median: a machine whose speed drifts between repeats
+    # (a shared CPU does) moves both sides of a ratio together, not the ratio.
+    speedup = statistics.median(a / b for a, b in zip(times["loader"], times["device"]))
+    overhead = statistics.median(a / b - 1 for a, b in zip(times["device"], times["compute"]))
+    say(f"speedup over DataLoader: {speedup:.2f}x; overhead over compute: {100 * overhead:.0f}%")
     if args.record:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         command = " ".join(["python", *sys.argv])

@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint", metavar="PATH", help="save the best-by-test-accuracy state_dict here")
     train.add_argument("--history", metavar="PATH", help="save the History as JSON here")
     train.add_argument("--dry-run", action="store_true", help="1 epoch on 2,000/1,000 images: a quick check")
+    train.add_argument("--cuda-graph", choices=["on", "off"], default="on",
+                       help="on a CUDA GPU, replay each step as a CUDA graph (default: on)")
 
     sub.add_parser("models", help="list the models with parameter count and final receptive field")
 
@@ -62,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--data", metavar="DIR")
     rep.add_argument("--progress", choices=["on", "off"], default="off")
     rep.add_argument("--resume", action="store_true", help="reuse finished runs saved in runs/ (same recipe)")
+    rep.add_argument("--cuda-graph", choices=["on", "off"], default="on",
+                     help="on a CUDA GPU, replay each step as a CUDA graph (default: on)")
     rep.add_argument("--out", metavar="PATH", help="Markdown file (default: results/reproductions.md, "
                      "or results/final_model.md for --models final)")
     return parser
@@ -73,7 +77,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(summary_text(get_model(args.model)), end="")
     sizes = {"train_size": 2_000, "test_size": 1_000} if args.dry_run else {}
     history = run_recipe(args.model, recipe, args.seed, args.device, progress=args.progress == "on",
-                         root=args.data, checkpoint=args.checkpoint, **sizes)
+                         root=args.data, checkpoint=args.checkpoint, cuda_graph=args.cuda_graph == "on", **sizes)
     if args.history:
         history.save(args.history)
     if history.epochs == 0:
@@ -96,7 +100,8 @@ def cmd_models(args: argparse.Namespace) -> None:
 def cmd_reproduce(args: argparse.Namespace) -> None:
     default = "results/final_model.md" if args.models == ["final"] else "results/reproductions.md"
     reproduce(args.models, args.seeds, Path(args.out or default), args.device,
-              progress=args.progress == "on", root=args.data, resume=args.resume)
+              progress=args.progress == "on", root=args.data, resume=args.resume,
+              cuda_graph=args.cuda_graph == "on")
     print(f"wrote {args.out or default}")
 
 

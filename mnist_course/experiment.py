@@ -4,15 +4,17 @@
 seeds and writes a Markdown table of published claim versus measured numbers.
 """
 
-import platform
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from .augment import Augment
 from .data import get_data
+from .environment import environment_line  # noqa: F401  (the notebooks import it from here)
 from .history import History, write_text_atomically
 from .models import get_model
 from .recipes import RECIPES, Recipe, make_optimizer, make_scheduler
@@ -39,17 +41,20 @@ def recipe_for(name: str, **overrides) -> Recipe:
 
 def run_recipe(name: str, recipe: Recipe, seed: int = 1, device: str = "auto", progress: bool = True,
                verbose: bool = True, root: str | Path | None = None, train_size: int | None = None,
-               test_size: int | None = None, checkpoint: str | Path | None = None) -> History:
-    """Build model ``name`` and train it as ``recipe`` says (data, augmentation, optimizer, schedule)."""
+               test_size: int | None = None, checkpoint: str | Path | None = None,
+               build: Callable[[], nn.Module] | None = None, cuda_graph: bool = True) -> History:
+    """Build model ``name`` (or call ``build`` for a model outside the registry) and train it as
+    ``recipe`` says (data, augmentation, optimizer, schedule). On a CUDA device each step is replayed
+    as a CUDA graph unless ``cuda_graph=False``."""
     torch.manual_seed(seed)
-    model = get_model(name)
+    model = build() if build is not None else get_model(name)
     augment = Augment(recipe.degrees, recipe.translate) if recipe.degrees or recipe.translate else None
     data = get_data(batch_size=recipe.batch_size, augment=augment, device=device, seed=seed, root=root,
                     train_size=train_size, test_size=test_size)
     optimizer = make_optimizer(model, recipe)
     scheduler = make_scheduler(optimizer, recipe, len(data.train))
     history = fit(model, data, recipe.epochs, optimizer, scheduler, seed=seed, progress=progress,
-                  verbose=verbose, checkpoint=checkpoint, name=name)
+                  verbose=verbose, checkpoint=checkpoint, name=name, cuda_graph=cuda_graph)
     history.meta["recipe"] = asdict(recipe)
     return history
 
@@ -86,16 +91,9 @@ def per_seed_table(histories: list[History]) -> str:
     return "\n".join(lines)
 
 
-def environment_line(device: str, seconds: float | None = None) -> str:
-    """Where (and how long): device, torch version, Python, threads and, if given, wall time."""
-    name = torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or "CPU"
-    line = (f"device: {device} ({name}, {torch.get_num_threads()} threads), torch {torch.__version__}, "
-            f"Python {platform.python_version()}")
-    return line if seconds is None else f"{line}, wall time {seconds / 60:.1f} min"
-
-
 def reproduce(names: list[str], seeds: int, out: Path, device: str = "auto", progress: bool = False,
-              root: str | Path | None = None, runs_dir: Path = Path("runs"), resume: bool = False) -> str:
+              root: str | Path | None = None, runs_dir: Path = Path("runs"), resume: bool = False,
+              cuda_graph: bool = True) -> str:
     """Train every model in ``names`` with its recipe for seeds 1..N and write ``out`` (Markdown).
 
     Each finished run is saved as ``runs_dir/<model>-seed<N>.json`` and the table is rewritten after every
@@ -112,7 +110,7 @@ def reproduce(names: list[str], seeds: int, out: Path, device: str = "auto", pro
                 runs.setdefault(name, []).append(History.load(path))
                 continue
             print(f"== {name}, seed {seed}: {count_parameters(get_model(name)):,} parameters, {recipe.epochs} epochs")
-            history = run_recipe(name, recipe, seed, device, progress=progress, root=root)
+            history = run_recipe(name, recipe, seed, device, progress=progress, root=root, cuda_graph=cuda_graph)
             history.save(path)
             runs.setdefault(name, []).append(history)
         text = reproduction_report(runs, names, seeds, resume)
@@ -120,17 +118,23 @@ def reproduce(names: list[str], seeds: int, out: Path, device: str = "auto", pro
     return text
 
 
+def recorded_environment(meta: dict) -> str:
+    """Where a saved run was trained, as it recorded it (it may come from another machine)."""
+    return meta.get("environment") or f"device: {meta['device']}, torch {meta['torch']} (no more recorded)"
+
+
 def reproduction_report(runs: dict[str, list[History]], names: list[str], seeds: int, resume: bool) -> str:
     """The Markdown file ``reproduce`` writes: command, where it ran, the claim table, per-seed tables."""
     histories = [h for hs in runs.values() for h in hs]
     devices = sorted({h.meta["device"] for h in histories})
     hours = sum(sum(h.seconds) for h in histories) / 3600
+    graphs = "; each training step replayed as a CUDA graph" if any(h.meta.get("cuda_graph") for h in histories) else ""
     done = "" if list(runs) == names else f" (finished so far: {', '.join(runs)})"
     return "\n\n".join([
         f"# Reproductions: {', '.join(names)}{done}",
         (f"Command: `python -m mnist_course reproduce --models {' '.join(names)} --seeds {seeds}"
-        f"{' --resume' if resume else ''}`  \n{environment_line(devices[0])}  \n"
-        f"devices used: {', '.join(devices)}; training time summed over all runs: {hours:.2f} h"),
+        f"{' --resume' if resume else ''}`  \n{recorded_environment(histories[0].meta)}  \n"
+        f"devices used: {', '.join(devices)}; training time summed over all runs: {hours:.2f} h{graphs}"),
         ("Accuracies are on the 10,000 MNIST test images after each epoch, as the published documents "
          "report them (the test set doubles as validation set there; so it does here, for comparison)."),
         reproduction_table(runs),

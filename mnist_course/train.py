@@ -20,11 +20,14 @@ from torch.optim import lr_scheduler
 from tqdm.auto import tqdm
 
 from . import smoke
+from .cuda_graph import GraphedStep
 from .data import MNISTData, pick_device
+from .environment import environment_line
 from .history import History
 from .summary import count_parameters
 
 PER_BATCH_SCHEDULERS = (lr_scheduler.OneCycleLR, lr_scheduler.CyclicLR)
+BAR_EVERY = 10  # batches between progress-bar updates (each one reads the GPU back)
 
 
 def seed_everything(seed: int) -> None:
@@ -49,48 +52,62 @@ def current_lr(optimizer: torch.optim.Optimizer) -> float:
 
 
 def train_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, device: torch.device,
-                scheduler=None, progress: bool = True, lr_log: list[float] | None = None) -> tuple[float, float]:
-    """One pass over the training batches; returns (mean loss, accuracy %)."""
+                scheduler=None, progress: bool = True, lr_log: list[float] | None = None,
+                graph: GraphedStep | None = None) -> tuple[float, float]:
+    """One pass over the training batches; returns (mean loss, accuracy %).
+
+    Loss and correct answers are summed on the device, so a GPU never waits for the host: the only
+    reads back are the progress bar's (every ``BAR_EVERY`` batches, and only when it is shown) and the
+    totals at the end. With a ``graph`` (:class:`GraphedStep`), forward and backward are its replays.
+    """
     model.train()
-    total_loss, correct, seen = 0.0, 0, 0
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen, last = 0, len(loader) - 1
     bar = tqdm(loader, disable=not progress, leave=True)
     for batch_id, (x, y) in enumerate(bar):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
-        out = model(x)
-        loss = F.nll_loss(out, y)
-        loss.backward()
+        if graph is None:
+            optimizer.zero_grad(set_to_none=True)
+            out = model(x)
+            loss = F.nll_loss(out, y)
+            loss.backward()
+        else:
+            out, loss = graph.step(x, y)
         optimizer.step()
         if lr_log is not None:
             lr_log.append(current_lr(optimizer))
         if scheduler is not None and steps_per_batch(scheduler):
             scheduler.step()
-        total_loss += loss.item() * len(y)
-        correct += (out.argmax(1) == y).sum().item()
+        total_loss += loss.detach() * len(y)
+        correct += (out.argmax(1) == y).sum()
         seen += len(y)
-        bar.set_description(f"Train: Loss={loss.item():.4f} Batch_id={batch_id} "
-                            f"Accuracy={100 * correct / seen:.2f}", refresh=False)
-    return total_loss / seen, 100 * correct / seen
+        if progress and (batch_id % BAR_EVERY == 0 or batch_id == last):
+            bar.set_description(f"Train: Loss={loss.item():.4f} Batch_id={batch_id} "
+                                f"Accuracy={100 * correct.item() / seen:.2f}", refresh=False)
+    return total_loss.item() / seen, 100 * correct.item() / seen
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, device: torch.device) -> tuple[float, int, int]:
     """Returns (mean loss, correct, total) on ``loader`` with the model in eval mode."""
     model.eval()
-    total_loss, correct, seen = 0.0, 0, 0
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen = 0
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         out = model(x)
-        total_loss += F.nll_loss(out, y, reduction="sum").item()
-        correct += (out.argmax(1) == y).sum().item()
+        total_loss += F.nll_loss(out, y, reduction="sum")
+        correct += (out.argmax(1) == y).sum()
         seen += len(y)
-    return total_loss / seen, correct, seen
+    return total_loss.item() / seen, int(correct.item()), seen
 
 
 def fit(model: nn.Module, data: MNISTData, epochs: int, optimizer: torch.optim.Optimizer | None = None,
         scheduler=None, device: str | torch.device = "auto", seed: int | None = None,
         progress: bool = True, verbose: bool = True, checkpoint: str | Path | None = None,
-        callbacks: Sequence[Callable[[History], None]] = (), name: str = "") -> History:
+        callbacks: Sequence[Callable[[History], None]] = (), name: str = "", cuda_graph: bool = False) -> History:
     """Train ``model`` on ``data.train`` for ``epochs``, testing on ``data.test`` after each epoch.
 
     * ``optimizer`` defaults to SGD(lr=0.01, momentum=0.9). Create a ``scheduler`` on that optimizer
@@ -101,6 +118,8 @@ def fit(model: nn.Module, data: MNISTData, epochs: int, optimizer: torch.optim.O
     * ``checkpoint`` is a path where the best-by-test-accuracy ``state_dict`` is saved.
     * ``callbacks`` are called as ``callback(history)`` after every epoch (live plots).
     * Ctrl-C stops training cleanly: the history so far is returned with ``interrupted=True``.
+    * ``cuda_graph=True`` replays each step's forward and backward as a CUDA graph (on a CUDA device;
+      ignored elsewhere): the same training, several times faster for a small network.
     In smoke mode (``MNIST_COURSE_SMOKE=1``) ``epochs`` is capped at 1.
     """
     if epochs < 1:
@@ -111,11 +130,13 @@ def fit(model: nn.Module, data: MNISTData, epochs: int, optimizer: torch.optim.O
     device = data.device if str(device) == "auto" else pick_device(device)
     model.to(device)
     optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    graph = GraphedStep(model, data.train.batch_size) if cuda_graph and device.type == "cuda" else None
     history = History(name=name, meta={
         "model": type(model).__name__, "parameters": count_parameters(model), "device": str(device),
         "seed": seed, "torch": torch.__version__, "pipeline": data.pipeline,
         "train_images": data.train_images,
         "optimizer": type(optimizer).__name__, "scheduler": type(scheduler).__name__ if scheduler else None,
+        "cuda_graph": graph is not None, "environment": environment_line(str(device)),
     })
     try:
         for epoch in range(1, epochs + 1):
@@ -124,7 +145,7 @@ def fit(model: nn.Module, data: MNISTData, epochs: int, optimizer: torch.optim.O
             if verbose:
                 print(f"Epoch {epoch}")
             train_loss, train_acc = train_epoch(model, data.train, optimizer, device, scheduler,
-                                                progress, history.lr_per_step)
+                                                progress, history.lr_per_step, graph)
             test_loss, correct, total = evaluate(model, data.test, device)
             if scheduler is not None and not steps_per_batch(scheduler):
                 if isinstance(scheduler, lr_scheduler.ReduceLROnPlateau):
