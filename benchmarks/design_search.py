@@ -95,6 +95,8 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "final+wd5e-4+three_phase": (FINAL, {"weight_decay": 5e-4, "scheduler_args": {
         "pct_start": 0.2, "div_factor": 10, "final_div_factor": 100, "three_phase": True}}),
     "final+wd5e-4+lr0.05": (FINAL, {"weight_decay": 5e-4, "lr": 0.05}),
+    "final+wd5e-4+cycle14": (FINAL, {"weight_decay": 5e-4, "scheduler_args": {
+        "pct_start": 0.2, "div_factor": 10, "final_div_factor": 100, "epochs": 14}}),
 }
 
 

@@ -279,7 +279,7 @@ def lr_schedule(source: SchedulerSource, steps_per_epoch: int, epochs: int,
     step every batch, others once per epoch; ReduceLROnPlateau gets ``losses`` (one per epoch, or a
     constant), so a constant loss shows when patience runs out.
     """
-    from .train import steps_per_batch
+    from .train import step_after_batch, steps_per_batch
 
     optimizer, scheduler = source() if callable(source) else source
     saved_groups = [copy.deepcopy({k: v for k, v in g.items() if k != "params"}) for g in optimizer.param_groups]
@@ -296,7 +296,7 @@ def lr_schedule(source: SchedulerSource, steps_per_epoch: int, epochs: int,
                 for _ in range(steps_per_epoch):
                     lrs.append(optimizer.param_groups[0]["lr"])
                     if per_batch:
-                        scheduler.step()
+                        step_after_batch(scheduler)
                 if scheduler is not None and not per_batch:
                     if plateau:
                         scheduler.step(losses if isinstance(losses, (int, float)) else losses[epoch])

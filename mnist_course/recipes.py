@@ -128,10 +128,9 @@ def make_scheduler(
     ``steps_per_epoch`` (batches per epoch) is used by ``"onecycle"`` only, which peaks at ``recipe.lr``.
     """
     args = recipe.scheduler_args
-    if recipe.scheduler == "onecycle":
-        return lr_scheduler.OneCycleLR(
-            optimizer, max_lr=recipe.lr, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch, **args
-        )
+    if recipe.scheduler == "onecycle":  # the cycle lasts the whole run unless scheduler_args say "epochs"
+        args = {"epochs": recipe.epochs} | args
+        return lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, steps_per_epoch=steps_per_epoch, **args)
     if recipe.scheduler == "step":
         return lr_scheduler.StepLR(optimizer, **args)
     if recipe.scheduler == "multistep":

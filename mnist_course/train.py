@@ -46,6 +46,14 @@ def steps_per_batch(scheduler: object) -> bool:
     return isinstance(scheduler, PER_BATCH_SCHEDULERS)
 
 
+def step_after_batch(scheduler) -> None:
+    """Step a per-batch scheduler after a batch. A OneCycleLR whose cycle is over keeps its last, lowest
+    rate instead of raising: a cycle may end before the run does (``epochs`` of the scheduler < of ``fit``)."""
+    total = getattr(scheduler, "total_steps", None)
+    if total is None or scheduler.last_epoch < total - 1:
+        scheduler.step()
+
+
 def current_lr(optimizer: torch.optim.Optimizer) -> float:
     """Learning rate of the optimizer's first parameter group."""
     return optimizer.param_groups[0]["lr"]
@@ -78,7 +86,7 @@ def train_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, devi
         if lr_log is not None:
             lr_log.append(current_lr(optimizer))
         if scheduler is not None and steps_per_batch(scheduler):
-            scheduler.step()
+            step_after_batch(scheduler)
         total_loss += loss.detach() * len(y)
         correct += (out.argmax(1) == y).sum()
         seen += len(y)
@@ -112,7 +120,8 @@ def fit(model: nn.Module, data: MNISTData, epochs: int, optimizer: torch.optim.O
 
     * ``optimizer`` defaults to SGD(lr=0.01, momentum=0.9). Create a ``scheduler`` on that optimizer
       yourself: OneCycleLR/CyclicLR are stepped every batch, ReduceLROnPlateau after each epoch on the
-      test loss, every other scheduler once per epoch.
+      test loss, every other scheduler once per epoch. A OneCycleLR shorter than the run holds its
+      lowest rate once its cycle is over.
     * ``seed`` seeds everything first (same seed on CPU → identical history).
     * ``progress=False`` hides the tqdm bar; ``verbose=False`` also hides the per-epoch test line.
     * ``checkpoint`` is a path where the best-by-test-accuracy ``state_dict`` is saved.

@@ -96,6 +96,14 @@ def test_make_scheduler_knows_every_kind(scheduler):
     assert (result is None) == (scheduler is None)
 
 
+def test_a_onecycle_recipe_lasts_the_run_unless_it_says_epochs():
+    whole = Recipe(optimizer="sgd", lr=0.1, scheduler="onecycle", epochs=15)
+    shorter = Recipe(optimizer="sgd", lr=0.1, scheduler="onecycle", epochs=15, scheduler_args={"epochs": 14})
+    for recipe, epochs in ((whole, 15), (shorter, 14)):
+        optimizer = make_optimizer(torch.nn.Linear(2, 2), recipe)
+        assert make_scheduler(optimizer, recipe, steps_per_epoch=10).total_steps == 10 * epochs
+
+
 def test_ref003_recipe_follows_its_training_log():
     recipe = RECIPES["ref003"]
     assert (recipe.lr, recipe.batch_size, recipe.scheduler) == (0.05, 512, "step")

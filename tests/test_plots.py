@@ -138,7 +138,7 @@ def test_lr_schedule_matches_what_fit_does(kind, monkeypatch):
     def make(model=None):
         model = model or nn.Sequential(nn.Flatten(), nn.Linear(784, 10), nn.LogSoftmax(1))
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-        sched = {"onecycle": lambda: lr_scheduler.OneCycleLR(opt, 0.1, epochs=epochs, steps_per_epoch=steps),
+        sched = {"onecycle": lambda: lr_scheduler.OneCycleLR(opt, 0.1, epochs=epochs - 1, steps_per_epoch=steps),
                  "step": lambda: lr_scheduler.StepLR(opt, 2, 0.5),
                  "plateau": lambda: lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0),
                  "none": lambda: None}[kind]()

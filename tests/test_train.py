@@ -50,13 +50,23 @@ def test_onecycle_steps_every_batch_and_steplr_every_epoch(full_mode, tiny_net):
     onecycle = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, epochs=2, steps_per_epoch=len(data.train))
     h = fit(tiny_net, data, 2, opt, onecycle, progress=False, verbose=False)
     assert len(h.lr_per_step) == 16 and len(set(h.lr_per_step)) == 16
-    assert onecycle.last_epoch == 16
+    assert onecycle.last_epoch == 15  # the cycle's last step: its lowest rate, where a longer run would stay
 
     opt = torch.optim.SGD(tiny_net.parameters(), lr=0.1)
     step = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
     h = fit(tiny_net, data, 3, opt, step, progress=False, verbose=False)
     assert h.lr == pytest.approx([0.1, 0.05, 0.025])
     assert len(set(h.lr_per_step[:8])) == 1
+
+
+def test_a_onecycle_shorter_than_the_run_holds_its_lowest_rate(full_mode, tiny_net):
+    data = small_data(batch_size=250)  # 8 batches per epoch
+    opt = torch.optim.SGD(tiny_net.parameters(), lr=0.1)
+    onecycle = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, epochs=2, steps_per_epoch=len(data.train))
+    h = fit(tiny_net, data, 3, opt, onecycle, progress=False, verbose=False)
+    assert h.epochs == 3 and len(h.lr_per_step) == 24
+    assert len(set(h.lr_per_step[:16])) == 16  # the cycle, one rate per step
+    assert set(h.lr_per_step[15:]) == {min(h.lr_per_step)}  # then its last and lowest rate, held
 
 
 def test_plateau_is_stepped_on_the_test_loss(full_mode, tiny_net):
