@@ -1,5 +1,6 @@
 """Models and recipes: exact parameter counts, 003's published table, output shapes, the registry."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -96,10 +97,10 @@ def test_make_scheduler_knows_every_kind(scheduler):
     assert (result is None) == (scheduler is None)
 
 
-def test_a_onecycle_recipe_lasts_the_run_unless_it_says_epochs():
+def test_a_onecycle_recipe_lasts_the_run_less_its_hold_epochs():
     whole = Recipe(optimizer="sgd", lr=0.1, scheduler="onecycle", epochs=15)
-    shorter = Recipe(optimizer="sgd", lr=0.1, scheduler="onecycle", epochs=15, scheduler_args={"epochs": 14})
-    for recipe, epochs in ((whole, 15), (shorter, 14)):
+    shorter = Recipe(optimizer="sgd", lr=0.1, scheduler="onecycle", epochs=15, hold_epochs=1)
+    for recipe, epochs in ((whole, 15), (shorter, 14), (replace(shorter, epochs=5), 4)):
         optimizer = make_optimizer(torch.nn.Linear(2, 2), recipe)
         assert make_scheduler(optimizer, recipe, steps_per_epoch=10).total_steps == 10 * epochs
 
