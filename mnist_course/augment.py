@@ -1,4 +1,4 @@
-"""Batched augmentation on the device: one random rotation + translation per image, one call per batch.
+"""Batched augmentation on the device: one random rotation + translation per image, one call for many images.
 
 Each image gets its own angle and shift, but the warp is a single sampling grid + ``grid_sample``
 over the whole batch, so there is no per-image Python. Pixels that come in from outside the image are
@@ -33,7 +33,8 @@ def random_affine(x: torch.Tensor, augment: Augment, generator: torch.Generator 
 
 def rotation_grid(angle: torch.Tensor, shift: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """Where each output pixel samples the input: ``F.affine_grid`` for a rotation by ``angle`` (N,) and a
-    shift (N, 2), written out for this one case, which is several times faster on a CPU.
+    shift (N, 2), written out for this one case (on a CPU, ``F.affine_grid`` was most of the cost of
+    augmenting an epoch).
 
     For pixel centres (x, y) in [-1, 1] (``align_corners=False``) it is
     (cos·x − sin·y + shift_x, sin·x + cos·y + shift_y). Returns (N, H, W, 2).
