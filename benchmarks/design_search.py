@@ -149,10 +149,11 @@ def main() -> None:
             results.append(result)
             lines.append(run_row(*result))
             print(lines[-1], flush=True)
-    results.sort(key=lambda r: (jobs.index(r[:2])))
+    results.sort(key=lambda r: jobs.index(r[:2]))
     lines[4:] = [run_row(*r) for r in results]
-    lines += ["", *candidate_rows(results)]
-    print("\n".join(lines[-len(candidate_rows(results)):]), flush=True)
+    summary = candidate_rows(results)
+    lines += ["", *summary]
+    print("\n".join(summary), flush=True)
     if args.record:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         path = Path(args.record)

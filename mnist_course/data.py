@@ -164,11 +164,10 @@ class DeviceLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n, bs = len(self.labels), self.batch_size
-        order = (torch.randperm(n, device=self.images.device, generator=self.generator)
-                 if self.shuffle else torch.arange(n, device=self.images.device))
+        order = torch.randperm(n, device=self.images.device, generator=self.generator) if self.shuffle else None
         per_chunk = max(1, self.CHUNK // bs) * bs
         for start in range(0, n, per_chunk):
-            idx = order[start:start + per_chunk]
+            idx = slice(start, start + per_chunk) if order is None else order[start:start + per_chunk]
             x, y = self._prepare(self.images[idx]), self.labels[idx]
             for b in range(0, len(y), bs):
                 yield x[b:b + bs], y[b:b + bs]
