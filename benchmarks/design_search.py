@@ -22,34 +22,11 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from mnist_course.environment import environment_line
-from mnist_course.experiment import run_recipe
-from mnist_course.models import Classifier, ConvBlock, GAPHead, TransitionBlock
-from mnist_course.recipes import RECIPES
-
-
-class Design(Classifier):
-    """The final model's family: 3×3 blocks ``front``, max-pool + 1×1 to ``squeeze``, 3×3 blocks ``back``,
-    GAP head. ``Design()`` is the course's ``Final``."""
-
-    def __init__(self, front: tuple[int, ...] = (8, 16), squeeze: int = 8, back: tuple[int, ...] = (14, 14, 14, 14),
-                 dropout: float = 0.0) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        channels = 1
-        for out in front:
-            layers.append(ConvBlock(channels, out, dropout=dropout))
-            channels = out
-        layers.append(TransitionBlock(channels, squeeze))
-        channels = squeeze
-        for out in back:
-            layers.append(ConvBlock(channels, out, dropout=dropout))
-            channels = out
-        layers.append(GAPHead(channels))
-        self.layers = nn.Sequential(*layers)
-
+from mnist_course.models import Net
+from mnist_course.recipes import FINAL as FINAL_RECIPE
+from mnist_course.report import environment_line
+from mnist_course.reproduce import run_recipe
 
 HEADER = """# How the final model was chosen
 
@@ -61,13 +38,13 @@ long as the run), or the change the candidate's name says, on seeds 11 and up, n
 
 # The recipe the search started from: the course's final recipe before weight decay and the 14-epoch
 # cycle were chosen.
-BASE = dataclasses.replace(RECIPES["final"], weight_decay=0.0, hold_epochs=0)
+BASE = dataclasses.replace(FINAL_RECIPE, weight_decay=0.0, hold_epochs=0)
 
-FINAL = {}  # the course's Final: (8, 16) → 8 → (14, 14, 14, 14)
+FINAL = {"front": (8, 16), "back": (14, 14, 14, 14)}  # the course's final model: models.final()
 SMALL = {"front": (6, 8), "back": (10, 10, 10, 8)}  # under 4,000 parameters
 SMALL_B = {"front": (8, 8), "squeeze": 6, "back": (10, 10, 10, 8)}
 
-# name → (Design arguments, changes to the final recipe)
+# name → (arguments of models.Net, with BatchNorm and a GAP head; changes to the search's base recipe)
 CANDIDATES: dict[str, tuple[dict, dict]] = {
     "final": (FINAL, {}),
     "final+translate0.1": (FINAL, {"translate": 0.1}),
@@ -76,10 +53,10 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "final+lr0.2": (FINAL, {"lr": 0.2}),
     "final+rotate10+translate0.1": (FINAL, {"degrees": 10.0, "translate": 0.1}),
     "final+wd1e-4": (FINAL, {"weight_decay": 1e-4}),
-    "final+dropout0.05": ({"dropout": 0.05}, {}),
-    "draft": ({"squeeze": 10, "back": (16, 16, 16)}, {}),
-    "front8-12": ({"front": (8, 12)}, {}),
-    "front8-12+translate0.1": ({"front": (8, 12)}, {"translate": 0.1}),
+    "final+dropout0.05": (FINAL | {"dropout": 0.05}, {}),
+    "draft": (FINAL | {"squeeze": 10, "back": (16, 16, 16)}, {}),
+    "front8-12": (FINAL | {"front": (8, 12)}, {}),
+    "front8-12+translate0.1": (FINAL | {"front": (8, 12)}, {"translate": 0.1}),
     "small": (SMALL, {}),
     "small+translate0.1": (SMALL, {"translate": 0.1}),
     "small+batch64": (SMALL, {"batch_size": 64}),
@@ -88,9 +65,9 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     # round 2: weight decay, and combinations of what round 1 liked
     "final+wd5e-4": (FINAL, {"weight_decay": 5e-4}),
     "final+batch64+wd1e-4": (FINAL, {"batch_size": 64, "weight_decay": 1e-4}),
-    "final+dropout0.05+wd1e-4": ({"dropout": 0.05}, {"weight_decay": 1e-4}),
+    "final+dropout0.05+wd1e-4": (FINAL | {"dropout": 0.05}, {"weight_decay": 1e-4}),
     "final+lr0.2+wd1e-4": (FINAL, {"lr": 0.2, "weight_decay": 1e-4}),
-    "final+batch64+dropout0.05": ({"dropout": 0.05}, {"batch_size": 64}),
+    "final+batch64+dropout0.05": (FINAL | {"dropout": 0.05}, {"batch_size": 64}),
     "final+adam0.01": (FINAL, {"optimizer": "adam", "lr": 0.01}),
     # round 3 (weight decay 5e-4 kept): a calmer end of the schedule, where the misses happened (epoch 13)
     "final+wd5e-4+three_phase": (FINAL, {"weight_decay": 5e-4, "scheduler_args": {
@@ -106,8 +83,8 @@ def run(job: tuple[str, int]) -> tuple[str, int, int, list[float], float, float]
     torch.set_num_threads(1)
     kwargs, changes = CANDIDATES[name]
     start = time.perf_counter()
-    h = run_recipe(name, dataclasses.replace(BASE, **changes), seed=seed, progress=False,
-                   verbose=False, build=lambda: Design(**kwargs))
+    h = run_recipe(name, dataclasses.replace(BASE, **changes), seed=seed, progress="off",
+                   build=lambda: Net(bn=True, head="gap", **kwargs))
     return name, seed, h.meta["parameters"], h.test_acc, h.train_acc[-1], time.perf_counter() - start
 
 

@@ -24,14 +24,15 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader
 
 from mnist_course.augment import Augment
 from mnist_course.cuda_graph import GraphedStep
 from mnist_course.data import get_data
-from mnist_course.environment import environment_line
-from mnist_course.models import get_model
-from mnist_course.recipes import RECIPES, make_optimizer
-from mnist_course.train import train_epoch
+from mnist_course.recipes import make_optimizer
+from mnist_course.registry import RECIPES, get_model
+from mnist_course.report import environment_line
+from mnist_course.train import train_epoch, train_step
 
 
 def sync(device: torch.device) -> None:
@@ -39,10 +40,10 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_epoch(model, loader, optimizer, device, graph=None) -> float:
+def time_epoch(model, loader, optimizer, device, step=train_step) -> float:
     sync(device)
     start = time.perf_counter()
-    train_epoch(model, loader, optimizer, device, progress=False, graph=graph)
+    train_epoch(model, loader, optimizer, step=step, progress="off")
     sync(device)
     return time.perf_counter() - start
 
@@ -68,25 +69,26 @@ def main() -> None:
     augment = Augment(recipe.degrees or 7.0, recipe.translate)
     common = {"batch_size": recipe.batch_size, "augment": augment, "device": args.device,
               "train_size": args.train_size}
-    pipelines = {"loader": get_data(pipeline="loader", num_workers=args.workers, **common),
-                 "device": get_data(pipeline="device", **common)}
-    device = pipelines["device"].device
+    classic = get_data(pipeline="loader", **common).train
+    pipelines = {"loader": DataLoader(classic.dataset, recipe.batch_size, shuffle=True, num_workers=args.workers),
+                 "device": get_data(pipeline="device", **common).train}
+    device = pipelines["device"].images.device
     model = get_model(args.model).to(device)
     optimizer = make_optimizer(model, recipe)
-    graph = (GraphedStep(model, recipe.batch_size) if device.type == "cuda" and args.cuda_graph == "on"
-             else None)
-    batches = [(x.clone(), y.clone()) for x, y in pipelines["device"].train]  # for the compute floor
+    graph = device.type == "cuda" and args.cuda_graph == "on"
+    step = GraphedStep(model, recipe.batch_size) if graph else train_step
+    batches = [(x.clone(), y.clone()) for x, y in pipelines["device"]]  # for the compute floor
 
     say(environment_line(str(device)))
-    say(f"model {args.model}, batch size {recipe.batch_size}, {pipelines['device'].train_images:,} images "
+    say(f"model {args.model}, batch size {recipe.batch_size}, {len(pipelines['device'].labels):,} images "
         f"per epoch, augmentation ±{augment.degrees}° / {augment.translate:.0%}, {args.workers} DataLoader workers, "
         f"CUDA graph {'on' if graph else 'off'}")
-    time_epoch(model, pipelines["device"].train, optimizer, device, graph)  # warm-up (allocator, kernels)
+    time_epoch(model, pipelines["device"], optimizer, device, step)  # warm-up (allocator, kernels)
     times = {"loader": [], "device": [], "compute": []}
     for repeat in range(args.repeats):
         for name in ("loader", "device"):
-            times[name].append(time_epoch(model, pipelines[name].train, optimizer, device, graph))
-        times["compute"].append(time_epoch(model, batches, optimizer, device, graph))
+            times[name].append(time_epoch(model, pipelines[name], optimizer, device, step))
+        times["compute"].append(time_epoch(model, batches, optimizer, device, step))
         say(f"repeat {repeat + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
     median = {k: statistics.median(v) for k, v in times.items()}
     say("median epoch: " + ", ".join(f"{k} {v:.2f} s" for k, v in median.items()))

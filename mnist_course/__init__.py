@@ -1,18 +1,23 @@
-"""mnist_course: the plumbing of a notebook course on small CNNs for MNIST.
+"""mnist_course: the helpers of a notebook course on small CNNs for MNIST.
 
-The teaching lives in ``notebooks/``; this package holds what every notebook needs: data
-(:func:`get_data`), training (:func:`fit`, :class:`History`), models (:func:`get_model`),
-receptive fields, plots and widgets.
+A batch flows data → model → ``fit`` → ``History`` → plots and widgets: :func:`get_data` gives batches,
+:mod:`.models` the networks, :func:`fit` trains them and returns a :class:`History`, which :mod:`.report`,
+:mod:`.plots` and :mod:`.widgets` turn into tables, figures and explorers. The lessons are in the notebooks.
 """
 
 from .augment import Augment
-from .data import get_data, load_mnist, normalize
+from .checks import design_check, run_check
+from .data import get_data, normalize
 from .history import History
-from .models import get_model, model_names
+from .mnist_files import load_mnist
+from .quick import quick_mode
 from .receptive_field import receptive_field_table
+from .registry import get_model, model_names
+from .report import diagnosis, environment_line, result, source
 from .summary import check_budget, count_parameters, summary
 from .train import fit, seed_everything
 
-__version__ = "0.1.0"
-__all__ = ["Augment", "History", "check_budget", "count_parameters", "fit", "get_data", "get_model",
-           "load_mnist", "model_names", "normalize", "receptive_field_table", "seed_everything", "summary"]
+__version__ = "0.2.0"
+__all__ = ["Augment", "History", "check_budget", "count_parameters", "design_check", "diagnosis",
+           "environment_line", "fit", "get_data", "get_model", "load_mnist", "model_names", "normalize",
+           "quick_mode", "receptive_field_table", "result", "run_check", "seed_everything", "source", "summary"]

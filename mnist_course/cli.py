@@ -1,18 +1,34 @@
-"""``python -m mnist_course``: train a model, list the models, print a summary, reproduce claims.
+"""``python -m mnist_course``: train, list and summarise the models, reproduce claims, grade a learner's model.
 
-Every mistake we can explain (unknown model, bad number, missing or corrupt data, a model over budget)
-ends in one line ``error: …`` on stderr and exit status 2, never a traceback.
+Every mistake we can explain ends in one line ``error: …`` on stderr and exit status 2, before any
+training starts; Ctrl-C stops the command, says what was kept, and exits with status 130.
 """
 
 import argparse
+import dataclasses
+import math
+import os
 import sys
+from importlib.util import module_from_spec, spec_from_file_location
 from pathlib import Path
 
+import torch
+
+from .checks import design_check, run_check
+from .data import mps_available, pick_device
 from .errors import CourseError
-from .experiment import recipe_for, reproduce, run_recipe
-from .models import get_model, model_names
+from .history import History
+from .mnist_files import ensure_mnist
+from .paths import check_writable
+from .quick import QUICK_EPOCHS, QUICK_NOTE, quick_mode
 from .receptive_field import receptive_field_table
+from .registry import DESCRIPTIONS, RECIPES, get_model, model_names
+from .reproduce import reproduce, run_recipe
 from .summary import count_parameters, summary_text
+from .train import BestCheckpoint
+
+DEVICES = ["auto", "cpu"] + ["cuda"] * torch.cuda.is_available() + ["mps"] * mps_available()
+REPO_RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -22,91 +38,194 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer ≥ 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def number(kind: type, low: float, high: float):
+    """argparse type: a finite ``kind`` (int or float) from ``low`` (excluded for a float) to ``high``."""
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {'whole ' * (kind is int)}number: {text!r}") from None
+        if not (math.isfinite(value) and (low <= value if kind is int else low < value) and value <= high):
+            bound = "at least" if kind is int else "above"
+            raise argparse.ArgumentTypeError(f"must be {bound} {low:,} and at most {high:,}, got {text}")
+        return value
+    return parse
+
+
+def device_name(text: str) -> str:
+    """argparse type: a device this machine has (``--help`` lists only those)."""
+    if text not in DEVICES:
+        raise argparse.ArgumentTypeError(f"no device {text!r} on this machine; use {', '.join(DEVICES)}")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m mnist_course", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
-
     train = sub.add_parser("train", help="train a model with its recipe (default: the course's final model)")
     train.add_argument("--model", default="final", help="model name (see `models`); default: final")
-    train.add_argument("--epochs", type=positive_int, help="epochs (default: the model's recipe)")
-    train.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
-    train.add_argument("--batch-size", type=positive_int, help="batch size (default: the model's recipe)")
-    train.add_argument("--lr", type=float, help="learning rate (default: the model's recipe)")
-    train.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
-    train.add_argument("--data", metavar="DIR", help="folder holding MNIST/raw (default: $MNIST_DATA or data/)")
-    train.add_argument("--progress", choices=["on", "off"], default="on", help="show the progress bar")
+    train.add_argument("--epochs", type=number(int, 1, 1000), help="epochs (default: the model's recipe)")
+    train.add_argument("--seed", type=number(int, 0, 2**31 - 1), default=1, help="random seed, 0 or more (default: 1)")
+    train.add_argument("--batch-size", type=number(int, 1, 60_000), help="batch size (default: the model's recipe)")
+    train.add_argument("--lr", type=number(float, 0, 10), help="learning rate (default: the model's recipe)")
     train.add_argument("--checkpoint", metavar="PATH", help="save the best-by-test-accuracy state_dict here")
     train.add_argument("--history", metavar="PATH", help="save the History as JSON here")
-    train.add_argument("--dry-run", action="store_true", help="1 epoch on 2,000/1,000 images: a quick check")
-    train.add_argument("--cuda-graph", choices=["on", "off"], default="on",
-                       help="on a CUDA GPU, replay each step as a CUDA graph (default: on)")
-
-    sub.add_parser("models", help="list the models with parameter count and final receptive field")
-
-    summary = sub.add_parser("summary", help="print a model's torchsummary table")
-    summary.add_argument("--model", default="final", help="model name (default: final)")
-
+    train.add_argument("--dry-run", "--quick", action="store_true", dest="quick",
+                       help="quick mode: 1 epoch on 2,000/1,000 images, a check that everything runs")
     rep = sub.add_parser("reproduce", help="train models over seeds and write a claim-vs-measured table")
     rep.add_argument("--models", nargs="+", default=["ref001", "ref002", "ref003", "ref004"], metavar="NAME")
-    rep.add_argument("--seeds", type=positive_int, default=1, help="seeds 1..N (default: 1)")
-    rep.add_argument("--device", default="auto")
-    rep.add_argument("--data", metavar="DIR")
-    rep.add_argument("--progress", choices=["on", "off"], default="off")
-    rep.add_argument("--resume", action="store_true", help="reuse finished runs saved in runs/ (same recipe)")
-    rep.add_argument("--cuda-graph", choices=["on", "off"], default="on",
-                     help="on a CUDA GPU, replay each step as a CUDA graph (default: on)")
-    rep.add_argument("--out", metavar="PATH", help="Markdown file (default: results/reproductions.md, "
-                     "or results/final_model.md for --models final)")
+    rep.add_argument("--seeds", type=number(int, 1, 100), default=1, help="seeds 1..N (default: 1)")
+    rep.add_argument("--resume", action="store_true",
+                     help="reuse runs saved in runs/ that finished with the same recipe, data and mode")
+    rep.add_argument("--out", metavar="PATH", help="Markdown file (default: results/reproductions.md, or "
+                     "results/final_model.md for --models final; runs/quick/… in quick mode)")
+    rep.add_argument("--quick", action="store_true", help="quick mode: 1 epoch on 2,000/1,000 images")
+    grade = "grade a model file (RUNS ITS CODE: trusted files only); exit 0 pass, 1 a rule fails, 2 bad input"
+    check = sub.add_parser("check", help=grade, description=grade)
+    check.add_argument("model", metavar="PATH[:CLASS]", help="a .py file; CLASS when it defines several")
+    for opt, lo, hi, val in [("--max-params", 1, 10**9, 20_000), ("--epochs", 1, 19, RECIPES["final"].epochs),
+                             ("--target", 0, 100, 99.4), ("--last", 1, 19, 3), ("--seeds", 1, 100, 1)]:
+        check.add_argument(opt, type=number(type(val), lo, hi), default=val, help=f"default: {val:,}")
+    check.add_argument("--design-only", action="store_true", help="check the design only; train nothing")
+    check.add_argument("--quick", action="store_true", help="1 epoch on 2,000 images; the run is not judged")
+    for command in (train, rep, check):
+        command.add_argument("--device", default="auto", type=device_name, metavar=f"{{{','.join(DEVICES)}}}",
+                             help="default: auto (the fastest here)")
+        command.add_argument("--data", metavar="DIR", help="folder holding MNIST/raw (default: $MNIST_DATA or data/)")
+        command.add_argument("--progress", choices=["bar", "lines", "off"], default="off" if command is rep else "bar")
+        command.add_argument("--cuda-graph", choices=["on", "off"], default="on",
+                             help="on a CUDA GPU, replay each step as a CUDA graph (default: on)")
+    sub.add_parser("models", help="list the models with parameter count and final receptive field")
+    sub.add_parser("summary", help="print a model's torchsummary table").add_argument("--model", default="final")
     return parser
 
 
-def cmd_train(args: argparse.Namespace) -> None:
-    recipe = recipe_for(args.model, epochs=1 if args.dry_run else args.epochs,
-                        batch_size=args.batch_size, lr=args.lr)
-    print(summary_text(get_model(args.model)), end="")
-    sizes = {"train_size": 2_000, "test_size": 1_000} if args.dry_run else {}
-    history = run_recipe(args.model, recipe, args.seed, args.device, progress=args.progress == "on",
-                         root=args.data, checkpoint=args.checkpoint, cuda_graph=args.cuda_graph == "on", **sizes)
-    if args.history:
-        history.save(args.history)
-    if history.epochs == 0:
-        raise CourseError("interrupted before the first epoch finished; nothing to report")
-    print(f"{args.model}: {history.meta['parameters']:,} parameters, best test accuracy "
-          f"{history.best_test_acc:.2f}% (epoch {history.best_epoch}), last epoch "
-          f"{history.test_acc[-1]:.2f}% ({history.epochs} epochs, {sum(history.seconds):.0f} s on "
-          f"{history.meta['device']})")
+def partial(path: Path) -> Path:
+    """Where an unfinished run's file goes, so it never replaces a finished one: ``name.partial.ext``."""
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
 
 
-def cmd_models(args: argparse.Namespace) -> None:
+def check_outputs(paths: dict[str, str | Path | None], quick: bool) -> dict[str, Path]:
+    """Check output paths before training: writable, all different, never in results/ in quick mode."""
+    checked = {what: check_writable(path, what) for what, path in paths.items() if path}
+    real = {what: Path(os.path.realpath(path)) for what, path in checked.items()}
+    if len(set(real.values())) < len(real):
+        raise CourseError(f"{' and '.join(real)} name the same file; give each its own path")
+    results = {Path(os.path.realpath(folder)) for folder in ("results", REPO_RESULTS)}
+    for what, path in checked.items():
+        if quick and results & set(real[what].parents):
+            raise CourseError(f"{what} {path}: quick mode never writes to results/; choose another folder")
+    return checked
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    get_model(args.model)
+    quick = args.quick or quick_mode()
+    paths = check_outputs({"--checkpoint": args.checkpoint, "--history": args.history}, quick)
+    checkpoint, history_path = paths.get("--checkpoint"), paths.get("--history")
+    pick_device(args.device)
+    ensure_mnist(args.data)
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
+    recipe = dataclasses.replace(RECIPES[args.model], **{k: v for k, v in overrides.items() if v is not None})
+    print((QUICK_NOTE + "\n") * quick + summary_text(get_model(args.model)), end="")
+    callbacks = [BestCheckpoint(partial(checkpoint))] if checkpoint else []
+    history = run_recipe(args.model, recipe, args.seed, device=args.device, root=args.data, quick=quick,
+                         progress=args.progress, callbacks=callbacks, cuda_graph=args.cuda_graph == "on")
+    if history.interrupted:
+        return train_interrupted(history, checkpoint, history_path, QUICK_EPOCHS if quick else recipe.epochs)
+    if history_path:
+        history.save(history_path)
+        partial(history_path).unlink(missing_ok=True)  # an earlier interrupted run's, now superseded
+    if checkpoint:
+        partial(checkpoint).replace(checkpoint)  # an OSError here is one line too, from main()
+    print(f"{args.model}: {history.meta['parameters']:,} parameters, best test accuracy {history.best_test_acc:.2f}% "
+          f"(epoch {history.best_epoch}), last epoch {history.test_acc[-1]:.2f}% ({history.epochs} epochs, "
+          f"{sum(history.seconds):.0f} s on {history.meta['device']})" + (" [quick mode]" if quick else ""))
+    return 0
+
+
+def train_interrupted(history: History, checkpoint: Path | None, json_path: Path | None, epochs: int) -> int:
+    """Ctrl-C during ``train``: keep finished epochs only under ``*.partial.*`` names, say so; status 130."""
+    kept = [history.save(partial(json_path))] if history.epochs and json_path else []
+    if history.epochs and checkpoint and partial(checkpoint).exists():
+        kept.append(partial(checkpoint))
+    names = ", ".join(map(str, kept))
+    done = f"kept {names} (partial; complete files untouched)" if kept else "nothing written"
+    print(f"interrupted after {history.epochs} of {epochs} epoch(s): not a result; {done}", file=sys.stderr)
+    return 130
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    quick = args.quick or quick_mode()
+    stem = "final_model" if args.models == ["final"] else "reproductions"
+    out = Path(args.out or (f"runs/quick/{stem}.md" if quick else f"results/{stem}.md"))
+    check_outputs({"--out": out}, quick)
+    pick_device(args.device)
+    ensure_mnist(args.data)
+    reproduce(args.models, args.seeds, out, device=args.device, root=args.data, quick=quick, resume=args.resume,
+              cuda_graph=args.cuda_graph == "on", progress=args.progress)
+    print(f"wrote {out}" + (" (quick mode: not a result)" if quick else ""))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
     print(f"{'model':<10} {'parameters':>10} {'final RF':>9}  description")
     for name in model_names():
         model = get_model(name)
-        doc = (type(model).__doc__ or "").strip().splitlines()[0]
-        rf = receptive_field_table(model).final_rf
-        print(f"{name:<10} {count_parameters(model):>10,} {rf:>9}  {doc}")
+        print(f"{name:<10} {count_parameters(model):>10,} {receptive_field_table(model).final_rf:>9}  {DESCRIPTIONS[name]}")
+    return 0
 
 
-def cmd_reproduce(args: argparse.Namespace) -> None:
-    default = "results/final_model.md" if args.models == ["final"] else "results/reproductions.md"
-    reproduce(args.models, args.seeds, Path(args.out or default), args.device,
-              progress=args.progress == "on", root=args.data, resume=args.resume,
-              cuda_graph=args.cuda_graph == "on")
-    print(f"wrote {args.out or default}")
+def cmd_summary(args: argparse.Namespace) -> int:
+    print(summary_text(get_model(args.model)), end="")
+    return 0
 
 
-COMMANDS = {"train": cmd_train, "models": cmd_models, "reproduce": cmd_reproduce,
-            "summary": lambda args: print(summary_text(get_model(args.model)), end="")}
+def load_learner(spec: str) -> tuple[type[torch.nn.Module], torch.nn.Module]:
+    """The ``nn.Module`` class in ``PATH.py[:CLASS]`` (imported under a new module name), and one built."""
+    text, _, name = spec.rpartition(":")
+    path, name = (Path(text), name) if text and name.isidentifier() else (Path(spec), "")
+    found = spec_from_file_location(key := f"learner_{os.urandom(6).hex()}", path) if path.is_file() else None
+    try:
+        found.loader.exec_module(module := sys.modules.setdefault(key, module_from_spec(found)))
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a syntax error, or whatever its code raises
+        raise CourseError(f"{path}: no such .py file" if found is None else
+                          f"importing {path} raised {type(exc).__name__}: {exc}") from None
+    classes = {k: v for k, v in vars(module).items() if torch.nn.Module in getattr(v, "__mro__", ())}
+    defined = [k for k, v in classes.items() if v.__module__ == key]
+    if (name := name or (defined[0] if len(defined) == 1 else "")) not in classes:
+        problem = f"no nn.Module class {name!r}" if name else f"{len(defined) or 'no'} models, not one"
+        raise CourseError(f"{path} has {problem}; it defines: {', '.join(defined) or 'none'}; use PATH:CLASS")
+    try:
+        return classes[name], classes[name]()
+    except Exception as exc:  # noqa: BLE001 - whatever its __init__ raises, e.g. for a missing argument
+        raise CourseError(f"{path}: {name}() raised {type(exc).__name__}: {exc}") from None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    learner, model = load_learner(args.model)
+    if not (shape := (design := design_check(model, max_params=args.max_params)).rules[1]).passed:
+        raise CourseError(f"{args.model}: " + (shape.measured if isinstance(shape.measured, str) else
+                          f"output {shape.measured} for a (2, 1, 28, 28) batch, not (2, 10)"))
+    quick, train = args.quick or quick_mode(), not args.design_only and design.passed is not False
+    print(design, flush=True)
+    runs, recipe = [], dataclasses.replace(RECIPES["final"], epochs=args.epochs)
+    for seed in range(1, args.seeds + 1 if train else 1):  # bad --data or no MNIST: an error before training
+        runs.append(run_recipe(learner.__name__, recipe, seed, build=learner, device=args.device, quick=quick,
+                               root=args.data, progress=args.progress, cuda_graph=args.cuda_graph == "on"))
+        if runs[-1].interrupted:
+            raise KeyboardInterrupt(f"stopped during seed {seed}: no verdict")
+    print(f"\n{(run := run_check(runs, target=args.target, last=args.last))}\n" * train, end="")
+    return 1 if design.passed is False or train and run.passed is False else 0
+
+
+COMMANDS = {name.removeprefix("cmd_"): command for name, command in globals().items() if name[:4] == "cmd_"}
+
+
+def fail(message: str) -> int:
+    """Print ``error: message`` as one line on stderr; the exit status 2."""
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,8 +236,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        COMMANDS[args.command](args)
+        return COMMANDS[args.command](args)
     except CourseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        return fail(str(exc))
+    except RuntimeError as exc:  # torch.OutOfMemoryError on a GPU; a RuntimeError from the CPU allocator
+        if not isinstance(exc, torch.OutOfMemoryError) and "allocate memory" not in str(exc):
+            raise
+        return fail(f"out of memory on device {args.device}; free some memory, or try a smaller --batch-size")
+    except OSError as exc:  # a file problem no check foresaw
+        return fail(f"{exc.filename or 'a file'}: {exc.strerror or exc}")
+    except KeyboardInterrupt as exc:
+        print(f"interrupted: {exc or 'nothing was written'}", file=sys.stderr)
+        return 130

@@ -1,25 +1,8 @@
-"""Errors the course raises on purpose: each carries one readable sentence.
+"""The one error the course raises on purpose: a mistake it can explain in one sentence.
 
-The CLI prints ``error: <message>`` for any :class:`CourseError` and exits with status 2,
-so a learner never sees a traceback for a mistake that we can explain.
+The CLI prints ``error: <message>`` for a :class:`CourseError` and exits with status 2, never a traceback.
 """
 
 
 class CourseError(Exception):
-    """Base class for every error that should reach the learner as one clear line."""
-
-
-class DataNotFoundError(CourseError):
-    """The MNIST files are missing and could not be downloaded."""
-
-
-class CorruptDataError(CourseError):
-    """An MNIST file exists but is truncated or is not an MNIST idx file."""
-
-
-class UnknownModelError(CourseError):
-    """A model name that is not in the registry."""
-
-
-class BudgetExceededError(CourseError):
-    """A model has more parameters than the course allows."""
+    """A mistake (bad data, argument, path or file) explained in one line that names the thing."""

@@ -1,27 +1,21 @@
 """`History`: what one training run produced, epoch by epoch, saved as JSON."""
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from .errors import CourseError
+from .paths import write_atomically
 
-def write_text_atomically(path: str | Path, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path``, then rename it: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
+SERIES = ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "lr_per_step")
 
 
 @dataclass
 class History:
-    """Per-epoch metrics of one run. Accuracies are percentages; epochs are counted from 1.
+    """Per-epoch metrics of one run; accuracies in %, epochs counted from 1.
 
-    ``lr`` is the learning rate at the start of each epoch; ``lr_per_step`` has one entry per
-    optimizer step, so a OneCycle schedule can be drawn exactly. ``meta`` holds free-form facts
-    about the run (model name, parameters, device, seed, torch version).
+    ``lr`` is the learning rate at the start of each epoch, ``lr_per_step`` one entry per optimizer step.
+    ``meta`` holds facts about the run (model, parameters, device, seed, recipe, epochs asked for).
     """
 
     name: str = ""
@@ -43,9 +37,7 @@ class History:
     @property
     def best_epoch(self) -> int:
         """1-based epoch of the best test accuracy (the first one, on ties); 0 before any epoch."""
-        if not self.test_acc:
-            return 0
-        return self.test_acc.index(max(self.test_acc)) + 1
+        return self.test_acc.index(max(self.test_acc)) + 1 if self.test_acc else 0
 
     @property
     def best_test_acc(self) -> float:
@@ -57,15 +49,52 @@ class History:
         """Highest training accuracy of the run."""
         return max(self.train_acc, default=0.0)
 
+    def add(self, train_loss: float, train_acc: float, test_loss: float, test_acc: float, lr: float,
+            seconds: float) -> None:
+        """Record one finished epoch."""
+        for key, value in zip(SERIES, (train_loss, train_acc, test_loss, test_acc, lr, seconds)):
+            getattr(self, key).append(value)
+
+    @property
+    def finished(self) -> bool:
+        """True when every epoch asked for ran (``meta["epochs"]``) and nothing interrupted it."""
+        return not self.interrupted and self.epochs > 0 and self.epochs == self.meta.get("epochs", self.epochs)
+
     def first_epoch_reaching(self, accuracy: float) -> int | None:
         """1-based first epoch whose test accuracy is at least ``accuracy``, or None."""
         return next((i + 1 for i, a in enumerate(self.test_acc) if a >= accuracy), None)
 
     def save(self, path: str | Path) -> Path:
         """Write the history as JSON (folders are created); returns the path."""
-        return write_text_atomically(path, json.dumps(asdict(self), indent=1))
+        return write_atomically(path, json.dumps(asdict(self), indent=1))
 
     @classmethod
     def load(cls, path: str | Path) -> "History":
-        """Read a history written by :meth:`save`."""
-        return cls(**json.loads(Path(path).read_text()))
+        """Read a history written by :meth:`save`; :class:`CourseError` naming the file if it is not one."""
+        try:
+            data = json.loads(Path(path).read_bytes())
+        except OSError as exc:
+            raise CourseError(f"cannot read {path}: {exc.strerror or exc}") from None
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError too: a binary file
+            data = exc
+        if problem := f"not JSON ({data})" if isinstance(data, Exception) else _problem(data):
+            raise CourseError(f"{path} is not a History JSON file: {problem}")
+        return cls(**data)
+
+
+def _problem(data: object) -> str:
+    """What is wrong with ``data`` as a saved History, or '' if nothing."""
+    if not isinstance(data, dict):
+        return f"expected an object, found {type(data).__name__}"
+    if unknown := set(data) - {f.name for f in fields(History)}:
+        return f"unknown field(s) {', '.join(sorted(unknown))}"
+    for key in SERIES:
+        values = data.get(key, [])
+        if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                   for v in values):
+            return f"{key} must be a list of numbers"
+    if len({len(data.get(k, [])) for k in SERIES[:4]}) > 1:
+        return "train/test series of different lengths"
+    kinds = {"name": str, "interrupted": bool, "meta": dict}
+    wrong = ", ".join(key for key, kind in kinds.items() if key in data and not isinstance(data[key], kind))
+    return f"{wrong} of the wrong type (name: string, interrupted: boolean, meta: object)" if wrong else ""

@@ -1,7 +1,10 @@
-"""What a run shows, in words computed from its :class:`History`: the Result table and a diagnosis.
+"""Words and tables computed from runs, so a notebook's text always matches the numbers above it."""
 
-Notebooks display these instead of typing numbers, so the text always matches the run above it.
-"""
+import inspect
+import platform
+import statistics
+
+import torch
 
 from .history import History
 
@@ -15,17 +18,30 @@ class Markdown(str):
         return str(self)
 
 
+def source(obj: object) -> Markdown:
+    """The source code of a class or function, shown as a code block: a notebook shows the package's code."""
+    return Markdown(f"```python\n{inspect.getsource(obj).rstrip()}\n```")
+
+
+def environment_line(device: str, seconds: float | None = None) -> str:
+    """Where (and how long): device, its name, threads, torch and Python versions, and wall time if given."""
+    name = torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or "CPU"
+    line = (f"device: {device} ({name}, {torch.get_num_threads()} threads), torch {torch.__version__}, "
+            f"Python {platform.python_version()}")
+    return line if seconds is None else f"{line}, wall time {seconds / 60:.1f} min"
+
+
 def result(history: History, target: float = TARGET) -> Markdown:
     """Parameters, best train and test accuracy with their epochs, the last epoch and its gap."""
-    best_train = history.train_acc.index(history.best_train_acc) + 1
+    best_train = max(history.train_acc)
     gap = history.train_acc[-1] - history.test_acc[-1]
     first = history.first_epoch_reaching(target)
     rows = [
         ("Parameters", f"{history.meta.get('parameters', 0):,}"),
-        ("Best train accuracy", f"{history.best_train_acc:.2f}% (epoch {best_train})"),
+        ("Best train accuracy", f"{best_train:.2f}% (epoch {history.train_acc.index(best_train) + 1})"),
         ("Best test accuracy", f"{history.best_test_acc:.2f}% (epoch {history.best_epoch})"),
-        ("Last epoch: train / test", (f"{history.train_acc[-1]:.2f}% / {history.test_acc[-1]:.2f}% "
-                                     f"(epoch {history.epochs})")),
+        ("Last epoch: train / test",
+         f"{history.train_acc[-1]:.2f}% / {history.test_acc[-1]:.2f}% (epoch {history.epochs})"),
         ("Gap, train − test (last epoch)", f"{gap:+.2f} points"),
         (f"First epoch ≥ {target}%", f"{first}" if first else "not reached"),
         ("Time per epoch", f"{sum(history.seconds) / history.epochs:.1f} s on {history.meta.get('device', '?')}"),
@@ -35,28 +51,57 @@ def result(history: History, target: float = TARGET) -> Markdown:
 
 def diagnosis(history: History, overfit_gap: float = 0.3) -> Markdown:
     """Over- or under-fitting, judged from the curves the way the notebooks explain it."""
-    gap = history.train_acc[-1] - history.test_acc[-1]
+    gap, best_train = history.train_acc[-1] - history.test_acc[-1], max(history.train_acc)
     if gap < 0:
         verdict = (f"**Test above train** by {-gap:.2f} points: training is made harder than testing "
                    "(dropout or augmentation act only in training). No over-fitting; the network could "
                    "still learn more from its training set.")
-    elif history.best_train_acc < 99.0:
-        verdict = (f"**Under-fitting:** the best training accuracy is {history.best_train_acc:.2f}%; the network "
-                   "cannot yet fit its own training images, so there is nothing to regularise. It needs "
-                   "capacity, more epochs or a better optimisation (BatchNorm, a learning-rate schedule).")
+    elif best_train < 99.0:
+        verdict = (f"**Under-fitting:** the best training accuracy is {best_train:.2f}%; the network cannot yet "
+                   "fit its own training images, so there is nothing to regularise. It needs capacity, more "
+                   "epochs or a better optimisation (BatchNorm, a learning-rate schedule).")
     elif gap > overfit_gap:
         verdict = (f"**Over-fitting:** training accuracy is {gap:.2f} points above test accuracy in the last "
                    "epoch; the network learns its training images better than digits in general.")
     else:
         verdict = f"**Train and test agree** within {gap:.2f} points: no sign of over-fitting."
     notes = [verdict]
-    best_loss_epoch = history.test_loss.index(min(history.test_loss)) + 1
-    if history.epochs >= 4 and best_loss_epoch <= history.epochs - 3 and history.test_loss[-1] > 1.05 * min(
-            history.test_loss):
-        notes.append(f"The test loss was lowest at epoch {best_loss_epoch} and has risen since: more "
-                     "epochs now make the model more confident on its mistakes.")
+    low = history.test_loss.index(min(history.test_loss)) + 1
+    if history.epochs >= 4 and low <= history.epochs - 3 and history.test_loss[-1] > 1.05 * min(history.test_loss):
+        notes.append(f"The test loss was lowest at epoch {low} and has risen since: more epochs now make the "
+                     "model more confident on its mistakes.")
     last = history.test_acc[-3:]
     if len(last) == 3 and last[0] < last[1] < last[2]:
-        notes.append("Test accuracy still rose in each of the last three epochs: more epochs, or a "
-                     "schedule that spends them better, would help.")
+        notes.append("Test accuracy still rose in each of the last three epochs: more epochs, or a schedule "
+                     "that spends them better, would help.")
     return Markdown("\n\n".join(notes))
+
+
+def spread(values: list[float]) -> str:
+    """``mean ± std (min–max)`` of accuracies."""
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.2f} ± {std:.2f} ({min(values):.2f}–{max(values):.2f})"
+
+
+def claims_table(runs: dict[str, list[History]], claims: dict[str, str]) -> str:
+    """Markdown: per model, the published claim beside best, last and last-3 test accuracy over seeds."""
+    lines = [("| model | params | epochs | seeds | published claim | best-epoch test acc % mean ± std (min–max) "
+              "| last-epoch test acc % | min of last 3 epochs % | first epoch ≥ 99.4 % (per seed) |"),
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, hs in runs.items():
+        firsts = ", ".join(str(h.first_epoch_reaching(TARGET) or "never") for h in hs)
+        lines.append(f"| {name} | {hs[0].meta['parameters']:,} | {hs[0].epochs} | {len(hs)} | {claims.get(name, '—')} "
+                     f"| {spread([h.best_test_acc for h in hs])} | {spread([h.test_acc[-1] for h in hs])} "
+                     f"| {spread([min(h.test_acc[-3:]) for h in hs])} | {firsts} |")
+    return "\n".join(lines)
+
+
+def per_seed_table(histories: list[History]) -> str:
+    """Markdown: one row per seed with best, the last three epochs, their minimum and the first ≥ 99.4 %."""
+    lines = ["| seed | best test acc % (epoch) | last 3 epochs % | min of last 3 % | first epoch ≥ 99.4 % |",
+             "|---|---|---|---|---|"]
+    for h in histories:
+        lines.append(f"| {h.meta['seed']} | {h.best_test_acc:.2f} ({h.best_epoch}) | "
+                     f"{', '.join(f'{a:.2f}' for a in h.test_acc[-3:])} | {min(h.test_acc[-3:]):.2f} "
+                     f"| {h.first_epoch_reaching(TARGET) or 'never'} |")
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Parameter counts, the torchsummary table, and the course's 20k-parameter budget."""
+"""Parameter counts, torchsummary's table, and the course's 20k-parameter budget."""
 
 import contextlib
 import copy
@@ -7,9 +7,7 @@ import io
 from torch import nn
 from torchsummary import summary as _torchsummary
 
-from .errors import BudgetExceededError
-
-INPUT_SIZE = (1, 28, 28)
+from .errors import CourseError
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -17,25 +15,22 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def summary_text(model: nn.Module, input_size: tuple[int, ...] = INPUT_SIZE) -> str:
+def summary_text(model: nn.Module, input_size: tuple[int, ...] = (1, 28, 28)) -> str:
     """torchsummary's table as a string, computed on a CPU copy so it works on any machine."""
-    cpu_copy = copy.deepcopy(model).cpu()
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
-        _torchsummary(cpu_copy, input_size, device="cpu")
+        _torchsummary(copy.deepcopy(model).cpu(), input_size, device="cpu")
     return buffer.getvalue()
 
 
-def summary(model: nn.Module, input_size: tuple[int, ...] = INPUT_SIZE) -> None:
-    """Print torchsummary's familiar table (works the same on CPU-only and GPU machines)."""
+def summary(model: nn.Module, input_size: tuple[int, ...] = (1, 28, 28)) -> None:
+    """Print torchsummary's table (the same on any machine)."""
     print(summary_text(model, input_size), end="")
 
 
 def check_budget(model: nn.Module, max_params: int = 20_000) -> int:
-    """Return the parameter count; raise :class:`BudgetExceededError` unless it is below ``max_params``."""
+    """The parameter count; :class:`CourseError` unless it is below ``max_params``."""
     n = count_parameters(model)
     if n >= max_params:
-        raise BudgetExceededError(
-            f"{type(model).__name__} has {n:,} parameters; the budget is fewer than {max_params:,}"
-        )
+        raise CourseError(f"{type(model).__name__} has {n:,} parameters; the budget is fewer than {max_params:,}")
     return n

@@ -5,8 +5,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_course import smoke
-
 
 class TinyNet(nn.Module):
     """A 1.4k-parameter GAP net: enough to learn something in one pass over 2,000 images."""
@@ -26,10 +24,3 @@ class TinyNet(nn.Module):
 def tiny_net():
     torch.manual_seed(0)
     return TinyNet()
-
-
-@pytest.fixture
-def full_mode(monkeypatch):
-    """Unit tests of the engine's mechanics run with smoke mode off (they choose their own small sizes)."""
-    monkeypatch.delenv("MNIST_COURSE_SMOKE", raising=False)
-    monkeypatch.setattr(smoke, "_announced", False)

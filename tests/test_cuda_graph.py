@@ -9,9 +9,11 @@ import torch.nn.functional as F
 from conftest import TinyNet
 
 from mnist_course.cuda_graph import GraphedStep
-from mnist_course.data import DeviceLoader, MNISTData, load_mnist
-from mnist_course.models import get_model
-from mnist_course.train import fit, train_epoch
+from mnist_course.data import DeviceLoader
+from mnist_course.mnist_files import load_mnist
+from mnist_course.registry import RECIPES, get_model
+from mnist_course.reproduce import run_recipe
+from mnist_course.train import train_epoch
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -21,12 +23,8 @@ def test_a_graph_needs_a_cuda_model(tiny_net):
         GraphedStep(tiny_net, 32)
 
 
-def test_fit_on_a_cpu_ignores_cuda_graph(full_mode, tiny_net):
-    images, labels = load_mnist(train=False)
-    data = MNISTData(train=DeviceLoader(images[:64], labels[:64], 32, shuffle=True),
-                     test=DeviceLoader(images[64:96], labels[64:96], 32, shuffle=False),
-                     device=torch.device("cpu"), pipeline="device", train_images=64, test_images=32)
-    history = fit(tiny_net, data, 1, progress=False, verbose=False, cuda_graph=True)
+def test_a_run_on_a_cpu_uses_the_plain_step():
+    history = run_recipe("gap", RECIPES["gap"], device="cpu", quick=True, progress="off", cuda_graph=True)
     assert history.meta["cuda_graph"] is False and history.epochs == 1
 
 
@@ -63,8 +61,8 @@ def test_graphed_training_matches_eager_training(monkeypatch):
     assert len(batches[-1][1]) == 1000 % 128  # the eager fallback for a smaller batch is exercised too
     opt_e, opt_g, step = sgd(eager), sgd(graphed), GraphedStep(graphed, 128)
     for _ in range(2):
-        loss_e, acc_e = train_epoch(eager, batches, opt_e, torch.device("cuda"), progress=False)
-        loss_g, acc_g = train_epoch(graphed, batches, opt_g, torch.device("cuda"), progress=False, graph=step)
+        loss_e, acc_e = train_epoch(eager, batches, opt_e, progress="off")
+        loss_g, acc_g = train_epoch(graphed, batches, opt_g, step=step, progress="off")
         assert loss_g == pytest.approx(loss_e, rel=1e-4) and acc_g == pytest.approx(acc_e, abs=0.2)
     for (key, a), b in zip(eager.state_dict().items(), graphed.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-5), key
@@ -80,10 +78,11 @@ def test_graphed_dropout_draws_new_masks_and_learns():
     model = get_model("dropout").cuda()
     optimizer, step = sgd(model), GraphedStep(model, 128)
     batches = mnist_batches(n=2000)
+    frozen = torch.optim.SGD(model.parameters(), lr=0.0)  # gradients only: the weights stay
     grads = [torch.cat([p.grad.flatten() for p in model.parameters()]).clone()
-             for _ in range(2) if step.step(*batches[0])]
+             for _ in range(2) if step(model, *batches[0], frozen)]
     assert not torch.allclose(grads[0], grads[1])
-    losses = [train_epoch(model, batches, optimizer, torch.device("cuda"), progress=False, graph=step)[0]
+    losses = [train_epoch(model, batches, optimizer, step=step, progress="off")[0]
               for _ in range(3)]
     assert losses[2] < losses[0] and all(torch.isfinite(p).all() for p in model.parameters())
 
@@ -96,9 +95,9 @@ def test_graphs_change_the_gradients_of_every_batch():
     step = GraphedStep(model, 16)
     x1, x2 = torch.randn(16, 1, 28, 28, device="cuda"), torch.randn(16, 1, 28, 28, device="cuda")
     y = torch.randint(0, 10, (16,), device="cuda")
-    grads = []
+    grads, frozen = [], torch.optim.SGD(model.parameters(), lr=0.0)
     for x in (x1, x2, x1):
-        step.step(x, y)
+        step(model, x, y, frozen)
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]).clone())
     reference = torch.autograd.grad(F.nll_loss(model(x1), y), list(model.parameters()))
     assert not torch.allclose(grads[0], grads[1])

@@ -7,15 +7,15 @@ import torch
 import torch.nn.functional as F
 from torchvision import datasets
 
-from mnist_course import data, smoke
+from mnist_course import data, mnist_files
 from mnist_course.augment import Augment, random_affine, rotation_grid
-from mnist_course.errors import CorruptDataError, CourseError, DataNotFoundError
+from mnist_course.errors import CourseError
 
-RAW_NAMES = list(data.FILES)
+RAW_NAMES = list(mnist_files.FILES)
 
 
 def real_raw() -> Path:
-    return data.ensure_mnist() / "MNIST" / "raw"
+    return mnist_files.ensure_mnist() / "MNIST" / "raw"
 
 
 def copy_raw(dest: Path) -> Path:
@@ -28,17 +28,17 @@ def copy_raw(dest: Path) -> Path:
 
 def test_root_resolution_order(monkeypatch, tmp_path):
     monkeypatch.setenv("MNIST_DATA", str(tmp_path / "env"))
-    assert data.resolve_root(tmp_path / "explicit") == tmp_path / "explicit"
-    assert data.resolve_root() == tmp_path / "env"
+    assert mnist_files.resolve_root(tmp_path / "explicit") == tmp_path / "explicit"
+    assert mnist_files.resolve_root() == tmp_path / "env"
     monkeypatch.delenv("MNIST_DATA")
-    assert data.resolve_root() == Path(data.__file__).resolve().parent.parent / "data"
+    assert mnist_files.resolve_root() == Path(mnist_files.__file__).resolve().parent.parent / "data"
 
 
 def test_missing_files_and_failed_download_give_one_clear_error(monkeypatch, tmp_path):
     # A real download attempt against a closed local port: fails the same way with or without internet.
     monkeypatch.setattr(datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
-    with pytest.raises(DataNotFoundError) as err:
-        data.ensure_mnist(tmp_path)
+    with pytest.raises(CourseError) as err:
+        mnist_files.ensure_mnist(tmp_path)
     message = str(err.value)
     for name in RAW_NAMES:
         assert name in message
@@ -54,24 +54,24 @@ def test_corrupt_file_is_named(tmp_path, damage):
     content = (real_raw() / victim.name).read_bytes()
     victim.unlink()
     victim.write_bytes(content[:5000] if damage == "truncate" else b"\x00\x00\x08\x03" + content[4:])
-    with pytest.raises(CorruptDataError, match="t10k-labels-idx1-ubyte"):
+    with pytest.raises(CourseError, match="t10k-labels-idx1-ubyte"):
         data.get_data(root=tmp_path)
 
 
 def test_normalisation_constants_come_from_the_training_images():
-    images, _ = data.load_mnist(train=True)
+    images, _ = mnist_files.load_mnist(train=True)
     mean, std = data.compute_mean_std(images)
     assert (round(mean, 4), round(std, 4)) == (data.MNIST_MEAN, data.MNIST_STD) == (0.1307, 0.3081)
 
 
 def test_load_mnist_shapes_and_types():
-    images, labels = data.load_mnist(train=False)
+    images, labels = mnist_files.load_mnist(train=False)
     assert images.shape == (10_000, 28, 28) and images.dtype == torch.uint8
     assert labels.shape == (10_000,) and set(labels.unique().tolist()) == set(range(10))
 
 
 @pytest.mark.parametrize("train", [True, False])
-def test_both_pipelines_give_identical_tensors(full_mode, train):
+def test_both_pipelines_give_identical_tensors(train):
     device = data.get_data(pipeline="device", train_size=600, test_size=600, device="cpu")
     loader = data.get_data(pipeline="loader", train_size=600, test_size=600, device="cpu")
     if train:  # training batches are shuffled differently; compare the same images unshuffled
@@ -86,7 +86,7 @@ def test_both_pipelines_give_identical_tensors(full_mode, train):
     assert torch.equal(xa, xb)
 
 
-def test_subsets_are_fixed_by_the_seed(full_mode):
+def test_subsets_are_fixed_by_the_seed():
     a = data.get_data(train_size=500, test_size=100, seed=3, device="cpu")
     b = data.get_data(train_size=500, test_size=100, seed=3, device="cpu")
     c = data.get_data(train_size=500, test_size=100, seed=4, device="cpu")
@@ -95,7 +95,7 @@ def test_subsets_are_fixed_by_the_seed(full_mode):
     assert not torch.equal(a.train.images, c.train.images)
 
 
-def test_device_pipeline_reshuffles_every_epoch_reproducibly(full_mode):
+def test_device_pipeline_reshuffles_every_epoch_reproducibly():
     first = [y for _, y in data.get_data(train_size=256, batch_size=256, seed=1, device="cpu").train]
     loader = data.get_data(train_size=256, batch_size=256, seed=1, device="cpu").train
     epoch1, epoch2 = next(iter(loader))[1], next(iter(loader))[1]
@@ -105,7 +105,7 @@ def test_device_pipeline_reshuffles_every_epoch_reproducibly(full_mode):
 
 
 def test_augmentation_keeps_shape_and_range_and_changes_the_image():
-    images, _ = data.load_mnist(train=False)
+    images, _ = mnist_files.load_mnist(train=False)
     x = images[:64].unsqueeze(1).float() / 255
     out = random_affine(x, Augment(degrees=15, translate=0.1), torch.Generator().manual_seed(0))
     assert out.shape == x.shape
@@ -118,20 +118,25 @@ def test_augmentation_keeps_shape_and_range_and_changes_the_image():
     assert torch.allclose(identity, x, atol=1e-5)
 
 
-def test_augmentation_only_touches_the_training_split(full_mode):
+def test_augmentation_only_touches_the_training_split():
     plain = data.get_data(train_size=128, test_size=128, batch_size=128, device="cpu")
     aug = data.get_data(train_size=128, test_size=128, batch_size=128, device="cpu", augment=Augment(10, 0.1))
     assert torch.equal(next(iter(plain.test))[0], next(iter(aug.test))[0])
     assert not torch.equal(next(iter(plain.train))[0], next(iter(aug.train))[0])
 
 
-def test_smoke_mode_caps_sizes_and_announces_once(monkeypatch, capsys):
+def test_quick_mode_caps_nothing(monkeypatch):
     monkeypatch.setenv("MNIST_COURSE_SMOKE", "1")
-    monkeypatch.setattr(smoke, "_announced", False)
     d = data.get_data(device="cpu")
-    data.get_data(train_size=100, device="cpu")
-    assert (d.train_images, d.test_images) == (smoke.SMOKE_TRAIN_SIZE, smoke.SMOKE_TEST_SIZE) == (2_000, 1_000)
-    assert capsys.readouterr().out.count("smoke mode: on") == 1
+    assert (d.train_images, d.test_images) == (60_000, 10_000)  # sizes are the caller's choice
+
+
+def test_model_input_is_normalised_once():
+    raw = mnist_files.load_mnist(train=False)[0][:3]
+    x = data.to_model_input(raw)
+    assert x.shape == (3, 1, 28, 28) and torch.equal(x, data.normalize(raw))
+    assert torch.equal(data.to_model_input(x), x)  # float images are taken as normalised already
+    assert data.to_model_input(raw[0]).shape == (1, 1, 28, 28)
 
 
 def test_unknown_device_and_pipeline_are_clear():
@@ -143,7 +148,7 @@ def test_unknown_device_and_pipeline_are_clear():
 
 
 def test_repo_data_folder_is_not_committed():
-    root = Path(data.__file__).resolve().parent.parent
+    root = Path(mnist_files.__file__).resolve().parent.parent
     gitignore = (root / ".gitignore").read_text().split()
     assert "/data/" in gitignore
 

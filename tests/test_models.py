@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_course.errors import UnknownModelError
-from mnist_course.models import MODELS, ConvBlock, get_model, model_names
-from mnist_course.recipes import RECIPES, Recipe, make_optimizer, make_scheduler
+from mnist_course.errors import CourseError
+from mnist_course.models import ConvBlock, Net, final
+from mnist_course.recipes import Recipe, make_optimizer, make_scheduler
+from mnist_course.registry import MODELS, RECIPES, get_model, model_names
 from mnist_course.summary import count_parameters, summary_text
 
 DATA = Path(__file__).parent / "data"
@@ -53,7 +54,7 @@ def test_registry_holds_the_course_and_the_reproductions():
 
 
 def test_unknown_model_lists_the_names():
-    with pytest.raises(UnknownModelError) as excinfo:
+    with pytest.raises(CourseError) as excinfo:
         get_model("resnet")
     message = str(excinfo.value)
     assert message.startswith("unknown model 'resnet'; choose one of: ")
@@ -125,3 +126,20 @@ def test_recipe_rejects_unknown_names():
         Recipe(optimizer="rmsprop", lr=0.01)
     with pytest.raises(ValueError, match="scheduler"):
         Recipe(optimizer="sgd", lr=0.01, scheduler="cosine")
+
+
+def test_the_course_steps_are_one_family():
+    counts = {name: count_parameters(get_model(name)) for name in ("skeleton", "batchnorm", "dropout", "gap", "final")}
+    assert counts == {"skeleton": 7_704, "batchnorm": 7_840, "dropout": 7_840, "gap": 6_040, "final": 7_952}
+    assert isinstance(final(), Net) and str(get_model("batchnorm")) == str(Net(bn=True))
+    assert count_parameters(get_model("baseline")) == 195_402
+
+
+def test_the_design_search_builds_the_final_family_with_the_course_code():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import design_search
+
+    kwargs, changes = design_search.CANDIDATES["final"]
+    assert str(Net(bn=True, head="gap", **kwargs)) == str(final()) and changes == {}

@@ -1,5 +1,6 @@
 """What instructors rely on without running anything: requirements, Binder, and notebook hygiene."""
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -51,8 +52,32 @@ def test_notebook_hygiene(path):
     assert "widgets" not in nb["metadata"], "widget state must not be stored in the notebook"
     for cell in code:
         assert all(o["output_type"] != "error" for o in cell["outputs"])
-        if "".join(cell["source"]).startswith("# NBVAL_CHECK_OUTPUT"):
+        assert "NBVAL" not in "".join(cell["source"]), "test markers are cell tags, not comments"
+        if "nbval-check-output" in cell["metadata"].get("tags", []):
             assert cell["outputs"], "a checked cell needs its stored output"
     text = json.dumps(nb)
     assert "smoke mode: on" not in text, "committed outputs must come from a full run"
     assert "environment_line" in "".join(code[-1]["source"]), "last cell: device, torch version, wall time"
+
+
+PACKAGE = sorted((ROOT / "mnist_course").glob("*.py"))
+
+
+def test_the_package_is_small_enough_to_read_in_one_sitting():
+    lines = {p.name: len(p.read_text().splitlines()) for p in PACKAGE}
+    bench = sum(len(p.read_text().splitlines()) for p in (ROOT / "benchmarks").glob("*.py"))
+    # Issue #11 aims at 1,500 lines for the package and 1,800 with benchmarks/; the input checks, safe writes
+    # and the grader took it above that (results/package_size.md says where the lines are): no growth from here.
+    assert sum(lines.values()) <= 2_500, lines
+    assert sum(lines.values()) + bench <= 2_750
+    assert max(lines.values()) <= 250, lines
+    for path in PACKAGE + sorted((ROOT / "benchmarks").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                assert node.end_lineno - node.lineno + 1 <= 60, f"{path.name}: {node.name}"
+
+
+def test_notebooks_read_quick_mode_once_in_a_parameters_cell():
+    for path in NOTEBOOKS:
+        code = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+        assert sum("quick_mode()" in src for src in code) == 1, path.name

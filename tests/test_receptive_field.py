@@ -1,5 +1,6 @@
 """Receptive-field table: published columns, exact agreement with input gradients, rendering."""
 
+import copy
 import random
 
 import pytest
@@ -7,12 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_course.models import get_model
+from mnist_course.data import normalize
 from mnist_course.receptive_field import (
     RFTable,
     effective_receptive_field,
     receptive_field_table,
 )
+from mnist_course.registry import get_model
 
 
 def _spatial_rows_before_gap(table: RFTable) -> list:
@@ -75,7 +77,8 @@ def test_geometry_keeping_layers_and_global_heads():
     dense = receptive_field_table(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 26 * 26, 10)))
     assert dense.final_rf == 3 + 25
     # an AvgPool2d whose window is the whole map is a global pool too
-    assert receptive_field_table(nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(26))).rows[-1].note == "global pool"
+    pooled = receptive_field_table(nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(26)))
+    assert pooled.rows[-1].note == "global pool" and pooled.final_rf == 28
 
 
 def test_trace_leaves_the_model_as_it_was():
@@ -119,8 +122,26 @@ def test_text_and_html_rendering():
     html = table._repr_html_()
     assert html.startswith("<table") and html.count("<tr>") == len(table) + 1
     assert "<td>MaxPool2d</td>" in html and "global pool" in html
-    assert table["5"].rf == 6 and table[0].rf == 3
+    assert table["5"].rf == 6 and table[0].rf == 3 and table[-1] is table.rows[-1]
+    assert list(table) == table.rows and len(table) == 13
+    with pytest.raises(KeyError, match="no layer named 'nope'"):
+        table["nope"]
     assert repr(table) == str(table) and "final receptive field 28" in repr(table)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_string_padding_and_adaptive_windows():
+    same = receptive_field_table(nn.Sequential(nn.Conv2d(1, 1, (3, 4), padding="same", dilation=(2, 1)),
+                                               nn.Conv2d(1, 1, 3, padding="valid")))
+    assert same[0].padding == (2, 1) and same[0].out_size == (28, 28) and same[0].rf == (5, 4)
+    assert same[0].start == (0, 0.5) and same[1].padding == 0 and same[1].out_size == (26, 26)
+    adaptive = receptive_field_table(nn.Sequential(nn.AdaptiveMaxPool2d((4, 7)), nn.AdaptiveAvgPool2d(3)))
+    assert [(r.kernel, r.stride, r.rf, r.jump, r.note) for r in adaptive] == [
+        ((7, 4), (7, 4), (7, 4), (7, 4), ""),
+        # 4×7 → 3×3: the widest windows are 2 and 3 wide (rows 0-1, 1-2, 2-3; columns 0-2, 2-4, 4-6)
+        ((2, 3), (1, 2), (7 + 7, 4 + 2 * 4), (7, 8), "approximate: uneven adaptive windows")]
+    with pytest.raises(NotImplementedError, match="Upsample"):
+        receptive_field_table(nn.Sequential(nn.Conv2d(1, 1, 3), nn.Upsample(scale_factor=2)))
 
 
 # --- exact agreement with input gradients ---------------------------------------------------------
@@ -228,6 +249,27 @@ def test_fields_agree_with_input_gradients_on_random_stacks():
     assert stacks_checked >= 60 and units_checked >= 150, (stacks_checked, units_checked)
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@pytest.mark.parametrize("layer", [lambda: nn.Conv2d(1, 1, (4, 3), padding="same", dilation=(1, 2)),
+                                   lambda: nn.Conv2d(1, 1, 4, stride=2, padding="valid"),
+                                   lambda: nn.AdaptiveAvgPool2d((4, 7))], ids=["same", "valid", "adaptive"])
+def test_string_padding_and_adaptive_pools_agree_with_input_gradients(layer):
+    model = nn.Sequential(nn.Conv2d(1, 1, 3, bias=False), layer(), nn.Conv2d(1, 1, (2, 3), bias=False))
+    model = model.double()
+    for conv in (model[0], model[2]):
+        nn.init.uniform_(conv.weight, 0.5, 1.5)  # positive weights: no gradient cancels out
+    last = receptive_field_table(model, input_size=(1, 30, 30)).rows[-1]
+    x = torch.rand(1, 1, 30, 30, dtype=torch.float64, requires_grad=True)
+    y = model(x)
+    assert last.out_size == tuple(y.shape[-2:])
+    units = [(i, j) for i in range(y.shape[2]) for j in range(y.shape[3])
+             if _inside(last.field_box(i, j), 30)]
+    assert len(units) >= 4
+    for i, j in units:
+        (grad,) = torch.autograd.grad(y[0, 0, i, j], x, retain_graph=True)
+        assert _nonzero_box(grad[0, 0]) == last.field_box(i, j), (i, j)
+
+
 def test_effective_field_lies_inside_the_theoretical_field():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, dilation=2),
@@ -243,11 +285,36 @@ def test_effective_field_lies_inside_the_theoretical_field():
         t, l, b, r = _nonzero_box(erf)
         assert box[0] <= t and box[1] <= l and b <= box[2] and r <= box[3]
     corner = effective_receptive_field(model, "5", images, position=(0, 0))
-    assert _nonzero_box(corner)[:2] >= (0, 0) and _nonzero_box(corner)[2] <= table["5"].field_box(0, 0)[2]
+    box, (t, l, b, r) = table["5"].field_box(0, 0), _nonzero_box(corner)
+    centre = table["5"].field_box(3, 3)  # the position moves the unit: its field reaches above the centre's
+    assert box[0] <= t and box[1] <= l and b <= box[2] and r <= box[3] and t < centre[0] and l < centre[1]
     with pytest.raises(ValueError, match="outside"):
         effective_receptive_field(model, "5", images, position=(99, 0))
     with pytest.raises(KeyError, match="no layer named"):
         effective_receptive_field(model, "nope", images)
+
+
+def test_effective_field_is_the_mean_over_images_of_the_normalised_input_gradient():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 2, 3), nn.Flatten(),
+                          nn.Linear(2 * 24 * 24, 10)).train()
+    images = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8)
+    erf = effective_receptive_field(model, "3", images, position=(5, 7))
+    singles = torch.stack([effective_receptive_field(model, "3", images[i:i + 1], position=(5, 7))
+                           for i in range(4)])
+    assert torch.allclose(erf, singles.mean(0)) and not torch.allclose(singles[0], singles[1])
+    # uint8 images are normalised first: the same field as for normalised floats, with or without channel axis
+    x = normalize(images)
+    assert torch.equal(erf, effective_receptive_field(model, "3", x, position=(5, 7)))
+    assert torch.equal(erf, effective_receptive_field(model, "3", x[:, 0], position=(5, 7)))
+    with torch.no_grad():  # the gradient is taken all the same
+        assert torch.equal(erf, effective_receptive_field(model, "3", images, position=(5, 7)))
+    # the images follow the model's dtype
+    erf64 = effective_receptive_field(copy.deepcopy(model).double(), "3", x, position=(5, 7))
+    assert erf64.dtype == torch.float64 and torch.allclose(erf64, erf.double(), atol=1e-6)
+    # a layer without a spatial map: the unit is the sum of all its outputs, which see every pixel
+    assert effective_receptive_field(model, "5", images).ne(0).all()
+    assert model.training
 
 
 def test_effective_field_of_a_registry_model_on_normalised_input():

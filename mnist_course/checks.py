@@ -1,0 +1,130 @@
+"""Checks of a design and of its runs: a :class:`CheckReport` of :class:`Rule` rows (name, measured, required,
+passed: None when not judged) that prints as a Markdown table. An unmet goal is reported, never raised."""
+
+import copy
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.modules import batchnorm, dropout
+
+from .history import History
+from .quick import QUICK_NOTE
+from .receptive_field import RFTable, _like_model, receptive_field_table
+from .report import TARGET
+from .summary import count_parameters
+
+FEATURES = {"batchnorm": ("BatchNorm", batchnorm._BatchNorm), "dropout": ("Dropout", dropout._DropoutNd),
+            "gap": ("global average pooling", nn.AdaptiveAvgPool2d), "linear": ("Linear layer", nn.Linear)}
+
+
+@dataclass
+class Rule:
+    """One goal; ``passed`` is None when not judged (a fact, something not measurable, or quick mode)."""
+
+    name: str
+    measured: object
+    required: str | None = None
+    passed: bool | None = None
+
+    def cells(self) -> list[str]:
+        verdict = {True: "yes", False: "NO"}.get(self.passed, "-" if self.required is None else "not judged")
+        measured = f"{self.measured:,}" if isinstance(self.measured, int) else str(self.measured)
+        return [self.name, measured, self.required or "-", verdict]
+
+
+@dataclass(repr=False)
+class CheckReport:
+    """The rules of one check, and notes; prints as an aligned Markdown table, which Jupyter renders."""
+
+    title: str
+    rules: list[Rule]
+    notes: list[str]
+
+    @property
+    def passed(self) -> bool | None:
+        """False if a rule fails; else None if a rule with a requirement was not judged; else True."""
+        judged = [rule.passed for rule in self.rules if rule.required is not None]
+        return False if False in judged else None if None in judged else True
+
+    def __str__(self) -> str:  # Markdown that reads as text
+        rows = [["rule", "measured", "required", "passed"], ["---"] * 4, *map(Rule.cells, self.rules)]
+        widths = [max(map(len, column)) for column in zip(*rows)]
+        lines = ["| " + " | ".join(c.ljust(w, "-" if i == 1 else " ") for c, w in zip(row, widths)) + " |"
+                 for i, row in enumerate(rows)]
+        notes = [f"- {note}" for note in self.notes]
+        verdict = {True: "passed", False: "FAILED"}.get(self.passed, "not judged")
+        return "\n".join([f"{self.title}: {verdict}", "", *lines, *[""][:len(notes)], *notes])
+
+    __repr__ = _repr_markdown_ = __str__
+
+
+def design_check(model: nn.Module, max_params: int = 20_000, min_rf: int = 20,
+                 require: Mapping[str, bool] | None = None) -> CheckReport:
+    """Parameters (< ``max_params``); (2, 10) log-probabilities out for a (2, 1, 28, 28) batch; receptive
+    field ≥ ``min_rf`` px (most of the 20×20 digit box) at the last feature map before the head. ``require``
+    (e.g. ``{"gap": True, "linear": False}``) makes :data:`FEATURES` facts rules. ``model`` is untouched."""
+    require = dict(require or {})
+    if unknown := set(require) - set(FEATURES):
+        raise ValueError(f"unknown feature(s) {sorted(unknown)}; choose from {', '.join(FEATURES)}")
+    n, (out, rf, where, table) = count_parameters(model), _trace(model)
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else out if isinstance(out, str) else (
+        f"forward returned a {type(out).__name__}, not a tensor")
+    sums = out.float().exp().sum(1).tolist() if shape == (2, 10) else []
+    logp = all(abs(s - 1) < 1e-3 for s in sums) if sums else None
+    found = {key: sum(isinstance(m, kind) for m in model.modules()) for key, (_, kind) in FEATURES.items()}
+    found["gap"] = sum(r.note == "global pool" and "Avg" in r.type for r in table) if table else found["gap"]
+    rules = [Rule("parameters", n, f"< {max_params:,}", n < max_params),
+             Rule("output shape", shape, "(2, 10)", shape == (2, 10)),
+             Rule("log-probabilities", "not measured" if logp is None else "yes" if logp else
+                  f"no: rows of exp sum to {', '.join(f'{s:.3g}' for s in sums)}", "yes", logp),
+             Rule("receptive field", "not measured" if rf is None else f"{rf} px", f"≥ {min_rf} px",
+                  None if rf is None else rf >= min_rf)]
+    rules += [Rule(label, f"yes ({found[key]})" if found[key] else "no", {True: "yes", False: "no"}.get(
+        require.get(key)), None if key not in require else bool(found[key]) == require[key])
+        for key, (label, _) in FEATURES.items()]
+    notes = [f"receptive field {'not measured: ' * (rf is None)}{where}"]
+    notes += ["training uses F.nll_loss: end forward with F.log_softmax(x, dim=1)"] * (logp is False)
+    return CheckReport(f"design check of {type(model).__name__}", rules, notes)
+
+
+def _trace(model: nn.Module) -> tuple[torch.Tensor | str, int | None, str, RFTable | None]:
+    """A copy's output for a (2, 1, 28, 28) batch, or what forward raised; the receptive field in px at
+    the last feature map larger than 1×1 (or None), where it was measured (or why not); the RF table."""
+    try:
+        probe, x = copy.deepcopy(model), _like_model(model, torch.linspace(-2, 2, 1568).view(2, 1, 28, 28))
+        with torch.no_grad(), torch.random.fork_rng(devices=[x.device.index or 0] if x.is_cuda else []):
+            probe.train()(x)  # dropout draws, then the caller's random state is restored
+            out = probe.eval()(x)
+    except Exception as exc:  # noqa: BLE001 - a learner's forward may raise anything: report it
+        return " ".join(f"forward raised {type(exc).__name__}: {exc}".split()), None, "forward raised", None
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            table = receptive_field_table(probe)
+    except Exception as exc:  # noqa: BLE001 - a layer the tracer does not know
+        return out, None, " ".join(str(exc).split()), None
+    if caught:  # functional pooling: the table is wrong from there on
+        return out, None, str(caught[0].message), table
+    head = next((i for i, row in enumerate(table) if not row.spatial or row.out_size == (1, 1)), len(table))
+    rf = table[head - 1].rf if head else 1  # a model that flattens its input has no feature map
+    where = f"at {table[head - 1].name}, the last feature map before the head" if head else "at the input"
+    return out, min(rf) if isinstance(rf, tuple) else rf, where, table
+
+
+def run_check(histories: Sequence[History], target: float = TARGET, last: int = 3,
+              max_epochs: int = 19) -> CheckReport:
+    """Each run (a History per seed) reaches ``target`` % test accuracy in each of its last ``last`` epochs,
+    in at most ``max_epochs`` epochs (the course: fewer than 20). Quick-mode runs are shown, not judged."""
+    quick = any(h.meta.get("quick") for h in histories)
+    judge = (lambda ok: None) if quick else bool
+    rules = [] if histories else [Rule("runs", 0, "≥ 1", False)]
+    for i, h in enumerate(histories):
+        seed, tail = h.meta.get("seed", i + 1), h.test_acc[-last:]
+        held = len(tail) == last and min(tail) >= target and not h.interrupted
+        accuracies = (", ".join(f"{a:.2f}" for a in tail) or "no epoch") + " (interrupted)" * h.interrupted
+        rules += [Rule(f"seed {seed}: last {last} epochs, %", accuracies, f"each ≥ {target:g}", judge(held)),
+                  Rule(f"seed {seed}: epochs", h.epochs, f"≤ {max_epochs}", judge(h.epochs <= max_epochs))]
+    return CheckReport(f"run check over {len(histories)} seed(s)", rules, [QUICK_NOTE] * quick)

@@ -1,0 +1,131 @@
+"""Train a model with its recipe, and reproduce claims over seeds (``python -m mnist_course reproduce``).
+
+Each finished run is saved in ``runs/`` (quick mode: ``runs/quick/``); the claim-vs-measured table is written
+only when every run finished. ``--resume`` reuses a run only if it finished with the same recipe and mode.
+"""
+
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from torch import nn
+
+from .augment import Augment
+from .cuda_graph import GraphedStep
+from .data import get_data
+from .errors import CourseError
+from .history import History
+from .paths import check_writable, write_atomically
+from .quick import QUICK_EPOCHS, QUICK_NOTE, QUICK_TEST_SIZE, QUICK_TRAIN_SIZE
+from .recipes import Recipe, make_optimizer, make_scheduler
+from .registry import CLAIMS, RECIPES, get_model
+from .report import claims_table, per_seed_table
+from .train import fit, seed_everything, train_step
+
+
+def run_recipe(name: str, recipe: Recipe, seed: int = 1, *, device: str = "auto", root: str | Path | None = None,
+               quick: bool = False, progress: str = "bar", callbacks: Sequence[Callable] = (),
+               build: Callable[[], nn.Module] | None = None, cuda_graph: bool = True) -> History:
+    """Build model ``name`` (or ``build()``) and train it as ``recipe`` says; in ``quick`` mode, 1 epoch on a
+    small subset. On a CUDA device each step is replayed as a CUDA graph unless ``cuda_graph=False``."""
+    recipe = dataclasses.replace(recipe, epochs=QUICK_EPOCHS) if quick else recipe
+    seed_everything(seed)
+    model = build() if build is not None else get_model(name)
+    augment = Augment(recipe.degrees, recipe.translate) if recipe.degrees or recipe.translate else None
+    sizes = {"train_size": QUICK_TRAIN_SIZE, "test_size": QUICK_TEST_SIZE} if quick else {}
+    data = get_data(batch_size=recipe.batch_size, augment=augment, device=device, seed=seed, root=root, **sizes)
+    optimizer = make_optimizer(model, recipe)
+    scheduler = make_scheduler(optimizer, recipe, len(data.train))
+    seed_everything(seed)  # training's own draws (dropout) start from the seed, whatever the model drew
+    model.to(data.device)
+    use_graph = cuda_graph and data.device.type == "cuda"
+    step = GraphedStep(model, recipe.batch_size) if use_graph else train_step
+    history = fit(model, data, recipe.epochs, optimizer, scheduler, step=step, callbacks=callbacks,
+                  progress=progress, name=name)
+    history.meta.update(seed=seed, quick=quick, recipe=dataclasses.asdict(recipe),
+                        **({"note": QUICK_NOTE} if quick else {}))
+    return history
+
+
+def reusable(path: Path, name: str, recipe: Recipe, seed: int, quick: bool) -> History | None:
+    """The run saved at ``path`` if it finished with this model, seed, recipe, data and mode; else None."""
+    if not path.is_file():
+        return None
+    try:
+        h = History.load(path)
+    except CourseError as exc:
+        print(f"   not reused: {exc}")
+        return None
+    recipe = dataclasses.replace(recipe, epochs=QUICK_EPOCHS) if quick else recipe
+    expected = json.loads(json.dumps({  # as JSON stores it: tuples become lists
+        "recipe": dataclasses.asdict(recipe), "quick": quick, "seed": seed, "epochs": recipe.epochs,
+        "train_images": QUICK_TRAIN_SIZE if quick else 60_000,
+        "test_images": QUICK_TEST_SIZE if quick else 10_000}))
+    differs = [key for key, value in expected.items() if h.meta.get(key) != value]
+    if h.name != name or "parameters" not in h.meta:
+        differs.append("model")
+    if not h.finished or differs:
+        print(f"   not reused: {path} " + ("did not finish" if not h.finished else f"differs in {', '.join(differs)}"))
+        return None
+    print(f"== {name}, seed {seed}: reused {path}")
+    return h
+
+
+def reproduce(names: list[str], seeds: int, out: Path, *, device: str = "auto", root: str | Path | None = None,
+              quick: bool = False, resume: bool = False, runs_dir: Path = Path("runs"), cuda_graph: bool = True,
+              progress: str = "off") -> str:
+    """Train every model in ``names`` for seeds 1..``seeds``, then write ``out`` (Markdown); returns its text.
+    Ctrl-C raises ``KeyboardInterrupt`` saying which finished runs were kept; no table is written then."""
+    for name in names:
+        get_model(name)  # a bad name fails now, before any training
+    runs_dir = runs_dir / "quick" if quick else runs_dir
+    check_writable(out, "--out")
+    check_writable(runs_dir, "runs folder", folder=True)
+    runs: dict[str, list[History]] = {}
+    try:
+        for name in names:
+            recipe = RECIPES[name]
+            for seed in range(1, seeds + 1):
+                path = runs_dir / f"{name}-seed{seed}.json"
+                history = (resume and reusable(path, name, recipe, seed, quick)) or one_run(
+                    name, recipe, seed, path, device=device, root=root, quick=quick, progress=progress,
+                    cuda_graph=cuda_graph)
+                runs.setdefault(name, []).append(history)
+    except KeyboardInterrupt:
+        kept = sum(map(len, runs.values()))
+        raise KeyboardInterrupt(f"kept the {kept} finished run(s) in {runs_dir}/ (go on with --resume); "
+                                "no table written") from None
+    text = reproduction_report(runs, seeds, quick, resume)
+    write_atomically(out, text)
+    return text
+
+
+def one_run(name: str, recipe: Recipe, seed: int, path: Path, *, quick: bool, **options: object) -> History:
+    """Train one run and save it at ``path``; an interrupted run is not saved (``KeyboardInterrupt``)."""
+    print(f"== {name}, seed {seed}: {QUICK_EPOCHS if quick else recipe.epochs} epoch(s)"
+          + (" (quick mode)" if quick else ""), flush=True)
+    history = run_recipe(name, recipe, seed, quick=quick, **options)
+    if history.interrupted:
+        raise KeyboardInterrupt
+    history.save(path)
+    print(f"   saved {path}: best {history.best_test_acc:.2f}%, last {history.test_acc[-1]:.2f}%", flush=True)
+    return history
+
+
+def reproduction_report(runs: dict[str, list[History]], seeds: int, quick: bool, resume: bool) -> str:
+    """The Markdown ``reproduce`` writes: command, where it ran, the claim table, per-seed tables."""
+    histories = [h for hs in runs.values() for h in hs]
+    hours = sum(sum(h.seconds) for h in histories) / 3600
+    graphs = "; each training step replayed as a CUDA graph" if any(h.meta.get("cuda_graph") for h in histories) else ""
+    command = (f"python -m mnist_course reproduce --models {' '.join(runs)} --seeds {seeds}"
+               f"{' --quick' if quick else ''}{' --resume' if resume else ''}")
+    return "\n\n".join([
+        f"# Reproductions: {', '.join(runs)}" + (" (quick mode)" if quick else ""),
+        *([f"**{QUICK_NOTE.capitalize()}.**"] if quick else []),
+        (f"Command: `{command}`  \n{histories[0].meta.get('environment', '')}  \n"
+         f"training time summed over all runs: {hours:.2f} h{graphs}"),
+        "Accuracies are on the 10,000 MNIST test images after each epoch, as the published documents report them.",
+        claims_table(runs, CLAIMS),
+        *[f"## {name}: per seed\n\n{per_seed_table(hs)}" for name, hs in runs.items()],
+    ]) + "\n"

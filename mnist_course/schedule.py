@@ -1,0 +1,50 @@
+"""When a learning-rate scheduler steps: the one rule that ``fit`` follows and the LR plots simulate.
+
+OneCycleLR and CyclicLR step after every batch (a finished cycle keeps its lowest rate); ReduceLROnPlateau
+after every epoch, on a loss; every other scheduler after every epoch.
+"""
+
+import copy
+import warnings
+from collections.abc import Sequence
+
+import torch
+from torch.optim import lr_scheduler
+
+PER_BATCH = (lr_scheduler.OneCycleLR, lr_scheduler.CyclicLR)
+
+
+def scheduler_step(scheduler: object, when: str, loss: float | None = None) -> None:
+    """Step ``scheduler`` if it steps ``when`` ("batch" or "epoch"); ``loss`` feeds ReduceLROnPlateau."""
+    if scheduler is None or (when == "batch") != isinstance(scheduler, PER_BATCH):
+        return
+    if isinstance(scheduler, lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(loss)
+    elif scheduler.last_epoch < getattr(scheduler, "total_steps", float("inf")) - 1:
+        scheduler.step()
+
+
+def lr_schedule(optimizer: torch.optim.Optimizer, scheduler: object, steps_per_epoch: int, epochs: int,
+                losses: Sequence[float] | float = 1.0) -> list[float]:
+    """The learning rate of every optimizer step under :func:`scheduler_step`, without training.
+
+    The optimizer's rates and the scheduler's state are put back afterwards. ReduceLROnPlateau gets
+    ``losses`` (one per epoch, or a constant: then it shows when patience runs out).
+    """
+    saved_groups = [copy.deepcopy({k: v for k, v in g.items() if k != "params"}) for g in optimizer.param_groups]
+    saved = copy.deepcopy(scheduler.state_dict()) if scheduler is not None else None
+    lrs: list[float] = []
+    try:
+        with warnings.catch_warnings():  # no optimizer.step() here, so silence torch's reminder about it
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+            for epoch in range(epochs):
+                for _ in range(steps_per_epoch):
+                    lrs.append(optimizer.param_groups[0]["lr"])
+                    scheduler_step(scheduler, "batch")
+                scheduler_step(scheduler, "epoch", losses if isinstance(losses, (int, float)) else losses[epoch])
+    finally:
+        for group, old in zip(optimizer.param_groups, saved_groups):
+            group.update(old)
+        if scheduler is not None:
+            scheduler.load_state_dict(saved)
+    return lrs
