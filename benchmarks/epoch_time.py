@@ -70,7 +70,8 @@ def main() -> None:
     common = {"batch_size": recipe.batch_size, "augment": augment, "device": args.device,
               "train_size": args.train_size}
     classic = get_data(pipeline="loader", **common).train
-    pipelines = {"loader": DataLoader(classic.dataset, recipe.batch_size, shuffle=True, num_workers=args.workers),
+    pipelines = {"loader": DataLoader(classic.dataset, recipe.batch_size, shuffle=True, num_workers=args.workers,
+                                      pin_memory=classic.pin_memory),
                  "device": get_data(pipeline="device", **common).train}
     device = pipelines["device"].images.device
     model = get_model(args.model).to(device)

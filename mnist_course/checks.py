@@ -12,7 +12,7 @@ from torch.nn.modules import batchnorm, dropout
 
 from .history import History
 from .quick import QUICK_NOTE
-from .receptive_field import RFTable, _like_model, receptive_field_table
+from .receptive_field import RFTable, like_model, receptive_field_table
 from .report import TARGET
 from .summary import count_parameters
 
@@ -94,7 +94,7 @@ def _trace(model: nn.Module) -> tuple[torch.Tensor | str, int | None, str, RFTab
     """A copy's output for a (2, 1, 28, 28) batch, or what forward raised; the receptive field in px at
     the last feature map larger than 1×1 (or None), where it was measured (or why not); the RF table."""
     try:
-        probe, x = copy.deepcopy(model), _like_model(model, torch.linspace(-2, 2, 1568).view(2, 1, 28, 28))
+        probe, x = copy.deepcopy(model), like_model(model, torch.linspace(-2, 2, 1568).view(2, 1, 28, 28))
         with torch.no_grad(), torch.random.fork_rng(devices=[x.device.index or 0] if x.is_cuda else []):
             probe.train()(x)  # dropout draws, then the caller's random state is restored
             out = probe.eval()(x)

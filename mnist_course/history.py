@@ -7,7 +7,8 @@ from pathlib import Path
 from .errors import CourseError
 from .paths import write_atomically
 
-SERIES = ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "lr_per_step")
+EPOCH_SERIES = ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")  # one value per epoch
+SERIES = (*EPOCH_SERIES, "lr_per_step")
 
 
 @dataclass
@@ -52,7 +53,7 @@ class History:
     def add(self, train_loss: float, train_acc: float, test_loss: float, test_acc: float, lr: float,
             seconds: float) -> None:
         """Record one finished epoch."""
-        for key, value in zip(SERIES, (train_loss, train_acc, test_loss, test_acc, lr, seconds)):
+        for key, value in zip(EPOCH_SERIES, (train_loss, train_acc, test_loss, test_acc, lr, seconds)):
             getattr(self, key).append(value)
 
     @property
@@ -93,8 +94,8 @@ def _problem(data: object) -> str:
         if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                    for v in values):
             return f"{key} must be a list of numbers"
-    if len({len(data.get(k, [])) for k in SERIES[:4]}) > 1:
-        return "train/test series of different lengths"
+    if len({len(data.get(k, [])) for k in EPOCH_SERIES if k in SERIES[:4] or data.get(k)}) > 1:
+        return "per-epoch series of different lengths"  # lr and seconds may be left empty
     kinds = {"name": str, "interrupted": bool, "meta": dict}
     wrong = ", ".join(key for key, kind in kinds.items() if key in data and not isinstance(data[key], kind))
     return f"{wrong} of the wrong type (name: string, interrupted: boolean, meta: object)" if wrong else ""

@@ -164,7 +164,7 @@ def _rows(calls: list[tuple], size: Pair) -> Iterator[RFRow]:
                     out.shape[1] if out.dim() >= 2 else None, spatial, note)
 
 
-def _like_model(model: nn.Module, x: torch.Tensor) -> torch.Tensor:  # on the model's device, in its dtype
+def like_model(model: nn.Module, x: torch.Tensor) -> torch.Tensor:  # on the model's device, in its dtype
     t = next(iter([*model.parameters(), *model.buffers()]), torch.zeros(()))
     return x.to(device=t.device, dtype=t.dtype if t.is_floating_point() else torch.float32)
 
@@ -175,7 +175,7 @@ def receptive_field_table(model: nn.Module, input_size: tuple[int, ...] = (1, 28
     with ExitStack() as hooks, torch.no_grad():
         for n, m in leaves:
             hooks.enter_context(m.register_forward_hook(lambda m, i, o, n=n: calls.append((n, m, i, o))))
-        layer_output(model, "", _like_model(model, torch.zeros((1, *input_size))))  # "": the whole model
+        layer_output(model, "", like_model(model, torch.zeros((1, *input_size))))  # "": the whole model
     calls = [c for c in calls if isinstance(c[3], torch.Tensor)]
     return RFTable(list(_rows(calls, tuple(input_size[-2:]))), input_size)
 
@@ -186,7 +186,7 @@ def effective_receptive_field(model: nn.Module, layer_name: str, images: torch.T
 
     The unit is the channel sum of the layer's output at ``position`` (row, col; default: the centre), as in
     Luo et al. (2016), "Understanding the effective receptive field"."""
-    x = _like_model(model, to_model_input(images)).detach().clone().requires_grad_(True)
+    x = like_model(model, to_model_input(images)).detach().clone().requires_grad_(True)
     with torch.enable_grad():
         out = layer_output(model, layer_name, x)
         if out.dim() == 4:

@@ -31,8 +31,10 @@ class Recipe:
     source: str = ""
 
     def __post_init__(self) -> None:
-        if self.optimizer not in ("sgd", "adam") or self.scheduler not in (None, *SCHEDULERS):
-            raise ValueError(f"unknown optimizer {self.optimizer!r} or scheduler {self.scheduler!r}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', not {self.optimizer!r}")
+        if self.scheduler not in (None, *SCHEDULERS):
+            raise ValueError(f"scheduler must be None or one of {', '.join(SCHEDULERS)}, not {self.scheduler!r}")
 
 
 COURSE = Recipe(source="course default: SGD lr 0.01, momentum 0.9, batch 128, 15 epochs, no schedule, no augmentation")

@@ -33,7 +33,9 @@ def environment_line(device: str, seconds: float | None = None) -> str:
 
 def result(history: History, target: float = TARGET) -> Markdown:
     """Parameters, best train and test accuracy with their epochs, the last epoch and its gap."""
-    best_train = max(history.train_acc)
+    if not history.epochs:
+        return Markdown("| Result | |\n|---|---|\n| Epochs finished | 0 |")
+    best_train = history.best_train_acc
     gap = history.train_acc[-1] - history.test_acc[-1]
     first = history.first_epoch_reaching(target)
     rows = [
@@ -51,7 +53,9 @@ def result(history: History, target: float = TARGET) -> Markdown:
 
 def diagnosis(history: History, overfit_gap: float = 0.3) -> Markdown:
     """Over- or under-fitting, judged from the curves the way the notebooks explain it."""
-    gap, best_train = history.train_acc[-1] - history.test_acc[-1], max(history.train_acc)
+    if not history.epochs:
+        return Markdown("No epoch finished: nothing to diagnose.")
+    gap, best_train = history.train_acc[-1] - history.test_acc[-1], history.best_train_acc
     if gap < 0:
         verdict = (f"**Test above train** by {-gap:.2f} points: training is made harder than testing "
                    "(dropout or augmentation act only in training). No over-fitting; the network could "

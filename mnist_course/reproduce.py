@@ -16,6 +16,7 @@ from .cuda_graph import GraphedStep
 from .data import get_data
 from .errors import CourseError
 from .history import History
+from .mnist_files import FILES
 from .paths import check_writable, write_atomically
 from .quick import QUICK_EPOCHS, QUICK_NOTE, QUICK_TEST_SIZE, QUICK_TRAIN_SIZE
 from .recipes import Recipe, make_optimizer, make_scheduler
@@ -60,8 +61,8 @@ def reusable(path: Path, name: str, recipe: Recipe, seed: int, quick: bool) -> H
     recipe = dataclasses.replace(recipe, epochs=QUICK_EPOCHS) if quick else recipe
     expected = json.loads(json.dumps({  # as JSON stores it: tuples become lists
         "recipe": dataclasses.asdict(recipe), "quick": quick, "seed": seed, "epochs": recipe.epochs,
-        "train_images": QUICK_TRAIN_SIZE if quick else 60_000,
-        "test_images": QUICK_TEST_SIZE if quick else 10_000}))
+        "train_images": QUICK_TRAIN_SIZE if quick else FILES["train-labels-idx1-ubyte"][1],
+        "test_images": QUICK_TEST_SIZE if quick else FILES["t10k-labels-idx1-ubyte"][1]}))
     differs = [key for key, value in expected.items() if h.meta.get(key) != value]
     if h.name != name or "parameters" not in h.meta:
         differs.append("model")

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .cuda_graph import GraphedStep
 from .data import MNISTData, to_model_input
 from .errors import CourseError
 from .history import History
@@ -124,7 +125,7 @@ def run_facts(model: nn.Module, data: MNISTData, optimizer: torch.optim.Optimize
     return {"model": type(model).__name__, "parameters": count_parameters(model), "device": str(data.device),
             "torch": torch.__version__, "pipeline": data.pipeline, "train_images": data.train_images,
             "test_images": data.test_images, "epochs": epochs, "optimizer": type(optimizer).__name__,
-            "scheduler": type(scheduler).__name__ if scheduler else None, "cuda_graph": step is not train_step,
+            "scheduler": type(scheduler).__name__ if scheduler else None, "cuda_graph": isinstance(step, GraphedStep),
             "environment": environment_line(str(data.device))}
 
 

@@ -195,7 +195,7 @@ def run_comparison(folder: str | Path = "runs") -> App:
         for path in sorted(folder.glob("*.json")):
             try:
                 runs[path.stem] = History.load(path)
-            except (CourseError, ValueError, TypeError, KeyError, OSError):
+            except CourseError:
                 skipped.append(path.name)
         app.controls = {n: app.watch(widgets.Checkbox(value=ticked.get(n, True), description=n, indent=False,
                                                       layout=widgets.Layout(width="auto"))) for n in runs}
