@@ -2,14 +2,19 @@
 passed: None when not judged) that prints as a Markdown table. An unmet goal is reported, never raised."""
 
 import copy
+import os
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib.util import module_from_spec, spec_from_file_location
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn.modules import batchnorm, dropout
 
+from .errors import CourseError
 from .history import History
 from .quick import QUICK_NOTE
 from .receptive_field import RFTable, like_model, receptive_field_table
@@ -128,3 +133,29 @@ def run_check(histories: Sequence[History], target: float = TARGET, last: int = 
         rules += [Rule(f"seed {seed}: last {last} epochs, %", accuracies, f"each ≥ {target:g}", judge(held)),
                   Rule(f"seed {seed}: epochs", h.epochs, f"≤ {max_epochs}", judge(h.epochs <= max_epochs))]
     return CheckReport(f"run check over {len(histories)} seed(s)", rules, [QUICK_NOTE] * quick)
+
+
+def load_learner(spec: str) -> tuple[type[nn.Module], nn.Module]:
+    """The ``nn.Module`` class in ``PATH.py[:CLASS]`` (default: the one class the file defines), and one built.
+    Importing runs the file's code; every failure is one :class:`CourseError`."""
+    text, _, name = spec.rpartition(":")
+    path, name = (Path(text), name) if text and name.isidentifier() else (Path(spec), "")
+    key = f"learner_{os.urandom(6).hex()}"  # a new module name: two learners' files never clash
+    found = spec_from_file_location(key, path) if path.is_file() else None
+    if found is None:
+        raise CourseError(f"{path}: no such .py file")
+    module = sys.modules[key] = module_from_spec(found)
+    try:
+        module.__spec__.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a syntax error, or whatever its code raises
+        raise CourseError(f"importing {path} raised {type(exc).__name__}: {exc}") from None
+    classes = {k: v for k, v in vars(module).items() if nn.Module in getattr(v, "__mro__", ())}
+    defined = [k for k, v in classes.items() if v.__module__ == key]
+    name = name or (defined[0] if len(defined) == 1 else "")
+    if name not in classes:
+        problem = f"no nn.Module class {name!r}" if name else f"{len(defined) or 'no'} models, not one"
+        raise CourseError(f"{path} has {problem}; it defines: {', '.join(defined) or 'none'}; use PATH:CLASS")
+    try:
+        return classes[name], classes[name]()
+    except Exception as exc:  # noqa: BLE001 - whatever its __init__ raises, e.g. for a missing argument
+        raise CourseError(f"{path}: {name}() raised {type(exc).__name__}: {exc}") from None

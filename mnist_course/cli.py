@@ -9,12 +9,11 @@ import dataclasses
 import math
 import os
 import sys
-from importlib.util import module_from_spec, spec_from_file_location
 from pathlib import Path
 
 import torch
 
-from .checks import design_check, run_check
+from .checks import design_check, load_learner, run_check
 from .data import mps_available, pick_device
 from .errors import CourseError
 from .history import History
@@ -179,27 +178,6 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_summary(args: argparse.Namespace) -> int:
     print(summary_text(get_model(args.model)), end="")
     return 0
-
-
-def load_learner(spec: str) -> tuple[type[torch.nn.Module], torch.nn.Module]:
-    """The ``nn.Module`` class in ``PATH.py[:CLASS]`` (imported under a new module name), and one built."""
-    text, _, name = spec.rpartition(":")
-    path, name = (Path(text), name) if text and name.isidentifier() else (Path(spec), "")
-    found = spec_from_file_location(key := f"learner_{os.urandom(6).hex()}", path) if path.is_file() else None
-    try:
-        found.loader.exec_module(module := sys.modules.setdefault(key, module_from_spec(found)))
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a syntax error, or whatever its code raises
-        raise CourseError(f"{path}: no such .py file" if found is None else
-                          f"importing {path} raised {type(exc).__name__}: {exc}") from None
-    classes = {k: v for k, v in vars(module).items() if torch.nn.Module in getattr(v, "__mro__", ())}
-    defined = [k for k, v in classes.items() if v.__module__ == key]
-    if (name := name or (defined[0] if len(defined) == 1 else "")) not in classes:
-        problem = f"no nn.Module class {name!r}" if name else f"{len(defined) or 'no'} models, not one"
-        raise CourseError(f"{path} has {problem}; it defines: {', '.join(defined) or 'none'}; use PATH:CLASS")
-    try:
-        return classes[name], classes[name]()
-    except Exception as exc:  # noqa: BLE001 - whatever its __init__ raises, e.g. for a missing argument
-        raise CourseError(f"{path}: {name}() raised {type(exc).__name__}: {exc}") from None
 
 
 def cmd_check(args: argparse.Namespace) -> int:
