@@ -54,6 +54,7 @@ def train_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.Opti
     device = next(model.parameters()).device
     total_loss, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
     bar = tqdm(batches, disable=progress != "bar")
+    last = len(batches) - 1 if hasattr(batches, "__len__") else -1  # a generator has no last batch to mark
     for batch_id, (x, y) in enumerate(bar):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         out, loss = step(model, x, y, optimizer)
@@ -63,7 +64,7 @@ def train_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.Opti
         total_loss += loss.detach() * len(y)
         correct += (out.argmax(1) == y).sum()
         seen += len(y)
-        if progress == "bar" and (batch_id % 10 == 0 or batch_id == len(bar) - 1):
+        if progress == "bar" and (batch_id % 10 == 0 or batch_id == last):
             bar.set_description(f"Train: Loss={loss.item():.4f} Batch_id={batch_id} "
                                 f"Accuracy={100 * correct.item() / seen:.2f}", refresh=False)
     if progress == "lines":
