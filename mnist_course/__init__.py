@@ -7,8 +7,8 @@ A batch flows data → model → ``fit`` → ``History`` → plots and widgets: 
 
 from .augment import Augment
 from .checks import design_check, run_check
-from .data import get_data, normalize
-from .history import History
+from .data import VAL_SIZE, get_data, load_split, normalize
+from .history import History, load_run
 from .mnist_files import load_mnist
 from .quick import quick_mode
 from .receptive_field import receptive_field_table
@@ -18,6 +18,7 @@ from .summary import check_budget, count_parameters, summary
 from .train import fit, seed_everything
 
 __version__ = "0.2.0"
-__all__ = ["Augment", "History", "check_budget", "count_parameters", "design_check", "diagnosis",
-           "environment_line", "fit", "get_data", "get_model", "load_mnist", "model_names", "normalize",
+__all__ = ["VAL_SIZE", "Augment", "History", "check_budget", "count_parameters", "design_check", "diagnosis",
+           "environment_line", "fit", "get_data", "get_model", "load_mnist", "load_run", "load_split", "model_names",
+           "normalize",
            "quick_mode", "receptive_field_table", "result", "run_check", "seed_everything", "source", "summary"]

@@ -121,16 +121,18 @@ def _trace(model: nn.Module) -> tuple[torch.Tensor | str, int | None, str, RFTab
 
 def run_check(histories: Sequence[History], target: float = TARGET, last: int = 3,
               max_epochs: int = 19) -> CheckReport:
-    """Each run (a History per seed) reaches ``target`` % test accuracy in each of its last ``last`` epochs,
+    """Each run (a History per seed) reaches ``target`` % test accuracy (validation accuracy for a run with a
+    validation split: an exercise's) in each of its last ``last`` epochs,
     in at most ``max_epochs`` epochs (the course: fewer than 20). Quick-mode runs are shown, not judged."""
     quick = any(h.meta.get("quick") for h in histories)
     judge = (lambda ok: None) if quick else bool
     rules = [] if histories else [Rule("runs", 0, "≥ 1", False)]
     for i, h in enumerate(histories):
-        seed, tail = h.meta.get("seed", i + 1), h.test_acc[-last:]
+        seed, tail = h.meta.get("seed", i + 1), h.acc()[-last:]
         held = len(tail) == last and min(tail) >= target and not h.interrupted
         accuracies = (", ".join(f"{a:.2f}" for a in tail) or "no epoch") + " (interrupted)" * h.interrupted
-        rules += [Rule(f"seed {seed}: last {last} epochs, %", accuracies, f"each ≥ {target:g}", judge(held)),
+        split = ", validation" if h.held_out == "val" else ""
+        rules += [Rule(f"seed {seed}: last {last} epochs{split}, %", accuracies, f"each ≥ {target:g}", judge(held)),
                   Rule(f"seed {seed}: epochs", h.epochs, f"≤ {max_epochs}", judge(h.epochs <= max_epochs))]
     return CheckReport(f"run check over {len(histories)} seed(s)", rules, [QUICK_NOTE] * quick)
 

@@ -18,10 +18,13 @@ from torchvision import datasets, transforms
 
 from .augment import Augment, random_affine
 from .errors import CourseError
-from .mnist_files import FILES, _load, ensure_mnist
+from .mnist_files import FILES, _load, ensure_mnist, load_mnist
 
 MNIST_MEAN = 0.1307  # the training pixels' mean and std, checked by tests/test_data.py
 MNIST_STD = 0.3081
+VAL_SIZE = 5_000  # the course's validation split: 5,000 of the 60,000 training images, held out for choices
+TRAIN_EVAL_SIZE = 5_000  # training images measured in eval mode after each epoch
+SPLIT_SEED = 2024  # fixed: the same validation images and the same training subset in every run
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
@@ -108,13 +111,21 @@ class DeviceLoader:
 
 @dataclass
 class MNISTData:
-    """The train and test batches of one run, and the device they are meant for."""
+    """The batches of one run, and the device they are meant for.
+
+    ``train`` is shuffled and augmented; ``train_eval`` is a fixed subset of the same training images, in
+    order and never augmented, to measure training accuracy in eval mode; ``val`` is the validation split
+    (None without one) and ``test`` the test set (None when the run must not touch it).
+    """
 
     train: DeviceLoader | DataLoader
-    test: DeviceLoader | DataLoader
+    train_eval: DeviceLoader | DataLoader
+    val: DeviceLoader | DataLoader | None
+    test: DeviceLoader | DataLoader | None
     device: torch.device
     pipeline: str
     train_images: int
+    val_images: int
     test_images: int
 
 
@@ -124,34 +135,65 @@ def classic_transforms(augment: Augment | None = None) -> transforms.Compose:
     return transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))])
 
 
+def split_indices(val_size: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Indices into the training file of (training, validation) images: the same ``val_size`` images are
+    held out in every run, whatever its seed (None, None: no validation split)."""
+    n = FILES["train-labels-idx1-ubyte"][1]
+    if val_size == 0:
+        return None, None
+    if not 0 < val_size < n:
+        raise ValueError(f"val_size must be between 0 and {n - 1}, not {val_size}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
+    return order[val_size:].sort().values, order[:val_size].sort().values
+
+
+def load_split(split: str, val_size: int = VAL_SIZE, root: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images and labels of ``"train"`` (without the validation images), ``"val"`` or ``"test"``."""
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be 'train', 'val' or 'test', not {split!r}")
+    images, labels = load_mnist(train=split != "test", root=root)
+    idx = None if split == "test" else split_indices(val_size)[split == "val"]
+    return (images, labels) if idx is None else (images[idx], labels[idx])
+
+
 def get_data(batch_size: int = 128, test_batch_size: int = 1000, augment: Augment | None = None,
              pipeline: str = "device", device: str | torch.device = "auto", train_size: int | None = None,
-             test_size: int | None = None, seed: int = 0, root: str | Path | None = None) -> MNISTData:
-    """Train and test batches of MNIST; ``train_size``/``test_size`` take a fixed seeded subset (None: all).
-
-    ``augment`` (random rotation and translation) applies to the training split only.
+             test_size: int | None = None, val_size: int = 0, test: bool = True, seed: int = 0,
+             root: str | Path | None = None) -> MNISTData:
+    """Batches of MNIST. ``val_size`` holds out that many training images (always the same ones) as a
+    validation split; ``test=False`` leaves the test set out; ``train_size``/``test_size`` take a fixed
+    seeded subset (None: all). ``augment`` applies to the training batches only.
     """
     if pipeline not in ("device", "loader"):
         raise ValueError(f"pipeline must be 'device' or 'loader', not {pipeline!r}")
     if batch_size < 1 or test_batch_size < 1:
         raise ValueError(f"batch sizes must be at least 1, not {batch_size} and {test_batch_size}")
+    train_idx, val_idx = split_indices(val_size)
     device, root = pick_device(device), ensure_mnist(root)
-    splits, sizes = {}, {}
-    for train, size, bs in ((True, train_size, batch_size), (False, test_size, test_batch_size)):
-        n_total = FILES["train-labels-idx1-ubyte" if train else "t10k-labels-idx1-ubyte"][1]
-        idx = subset_indices(n_total, size, seed)
-        aug = augment if train else None
+    n_train = FILES["train-labels-idx1-ubyte"][1] - val_size
+    if (pick := subset_indices(n_train, train_size, seed)) is not None:
+        train_idx = pick if train_idx is None else train_idx[pick]
+    n_train = n_train if pick is None else len(pick)
+    eval_pick = subset_indices(n_train, TRAIN_EVAL_SIZE, SPLIT_SEED)
+    eval_idx = train_idx if eval_pick is None else eval_pick if train_idx is None else train_idx[eval_pick]
+    n_test = FILES["t10k-labels-idx1-ubyte"][1]
+    test_idx = subset_indices(n_test, test_size, seed)
+
+    def batches(train_file: bool, idx: torch.Tensor | None, bs: int, shuffle: bool, aug: Augment | None,
+                loader_seed: int) -> DeviceLoader | DataLoader:
         if pipeline == "device":
-            images, labels = _load(root, train)
+            images, labels = _load(root, train_file)
             if idx is not None:
                 images, labels = images[idx], labels[idx]
-            splits[train] = DeviceLoader(images.to(device), labels.to(device), bs, shuffle=train,
-                                         augment=aug, seed=seed + (0 if train else 1))
-        else:
-            ds = datasets.MNIST(root, train=train, download=False, transform=classic_transforms(aug))
-            ds = ds if idx is None else Subset(ds, idx.tolist())
-            splits[train] = DataLoader(ds, batch_size=bs, shuffle=train, generator=torch.Generator().manual_seed(seed),
-                                       pin_memory=device.type == "cuda")
-        sizes[train] = n_total if idx is None else len(idx)
-    return MNISTData(train=splits[True], test=splits[False], device=device, pipeline=pipeline,
-                     train_images=sizes[True], test_images=sizes[False])
+            return DeviceLoader(images.to(device), labels.to(device), bs, shuffle, aug, loader_seed)
+        ds = datasets.MNIST(root, train=train_file, download=False, transform=classic_transforms(aug))
+        return DataLoader(ds if idx is None else Subset(ds, idx.tolist()), batch_size=bs, shuffle=shuffle,
+                          generator=torch.Generator().manual_seed(loader_seed), pin_memory=device.type == "cuda")
+
+    return MNISTData(
+        train=batches(True, train_idx, batch_size, True, augment, seed),
+        train_eval=batches(True, eval_idx, test_batch_size, False, None, seed),
+        val=batches(True, val_idx, test_batch_size, False, None, seed) if val_size else None,
+        test=batches(False, test_idx, test_batch_size, False, None, seed + 1) if test else None,
+        device=device, pipeline=pipeline, train_images=n_train, val_images=val_size,
+        test_images=(n_test if test_idx is None else len(test_idx)) if test else 0)

@@ -7,8 +7,13 @@ from pathlib import Path
 from .errors import CourseError
 from .paths import write_atomically
 
-EPOCH_SERIES = ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")  # one value per epoch
+# One value per epoch. train_* is the running average over the epoch's batches (train mode, augmented);
+# train_eval_* is measured after the epoch in eval mode on a fixed subset of the training images; val_* on the
+# validation split (empty without one), test_* on the test set (empty when a run never touches it).
+EPOCH_SERIES = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "val_loss", "val_acc",
+                "test_loss", "test_acc", "lr", "seconds")
 SERIES = (*EPOCH_SERIES, "lr_per_step")
+SPLIT_NAMES = {"train_eval": "train (eval mode)", "val": "validation", "test": "test"}
 
 
 @dataclass
@@ -17,11 +22,16 @@ class History:
 
     ``lr`` is the learning rate at the start of each epoch, ``lr_per_step`` one entry per optimizer step.
     ``meta`` holds facts about the run (model, parameters, device, seed, recipe, epochs asked for).
+    Choices (the best epoch) use :attr:`held_out`: the validation split when the run has one.
     """
 
     name: str = ""
     train_loss: list[float] = field(default_factory=list)
     train_acc: list[float] = field(default_factory=list)
+    train_eval_loss: list[float] = field(default_factory=list)
+    train_eval_acc: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
     test_loss: list[float] = field(default_factory=list)
     test_acc: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
@@ -33,27 +43,52 @@ class History:
     @property
     def epochs(self) -> int:
         """Number of completed epochs."""
-        return len(self.test_acc)
+        return max(len(getattr(self, key)) for key in EPOCH_SERIES)
+
+    @property
+    def held_out(self) -> str:
+        """``"val"`` when the run has a validation split, else ``"test"``: the images a run is judged on."""
+        return "val" if self.val_acc else "test"
+
+    @property
+    def train_split(self) -> str:
+        """``"train_eval"`` (eval mode, fixed subset) when measured, else ``"train"`` (running average)."""
+        return "train_eval" if self.train_eval_acc else "train"
+
+    def acc(self, split: str | None = None) -> list[float]:
+        """Accuracy per epoch on ``split`` ("train", "train_eval", "val", "test"; default :attr:`held_out`)."""
+        return getattr(self, f"{split or self.held_out}_acc")
+
+    def loss(self, split: str | None = None) -> list[float]:
+        """Loss per epoch on ``split`` (default :attr:`held_out`)."""
+        return getattr(self, f"{split or self.held_out}_loss")
 
     @property
     def best_epoch(self) -> int:
-        """1-based epoch of the best test accuracy (the first one, on ties); 0 before any epoch."""
-        return self.test_acc.index(max(self.test_acc)) + 1 if self.test_acc else 0
+        """1-based epoch of the best held-out accuracy (validation if any; the first on ties); 0 before any."""
+        acc = self.acc()
+        return acc.index(max(acc)) + 1 if acc else 0
+
+    @property
+    def best_acc(self) -> float:
+        """Highest held-out accuracy of the run (validation if any, else test)."""
+        return max(self.acc(), default=0.0)
 
     @property
     def best_test_acc(self) -> float:
-        """Highest test accuracy of the run."""
+        """Highest test accuracy of the run (a report, never a choice)."""
         return max(self.test_acc, default=0.0)
 
     @property
     def best_train_acc(self) -> float:
-        """Highest training accuracy of the run."""
-        return max(self.train_acc, default=0.0)
+        """Highest training accuracy of the run (eval mode when measured)."""
+        return max(self.acc(self.train_split), default=0.0)
 
-    def add(self, train_loss: float, train_acc: float, test_loss: float, test_acc: float, lr: float,
-            seconds: float) -> None:
-        """Record one finished epoch."""
-        for key, value in zip(EPOCH_SERIES, (train_loss, train_acc, test_loss, test_acc, lr, seconds)):
+    def add(self, **values: float) -> None:
+        """Record one finished epoch: a value for each series it measured (names from ``EPOCH_SERIES``)."""
+        if unknown := set(values) - set(EPOCH_SERIES):
+            raise ValueError(f"unknown series {', '.join(sorted(unknown))}")
+        for key, value in values.items():
             getattr(self, key).append(value)
 
     @property
@@ -61,9 +96,9 @@ class History:
         """True when every epoch asked for ran (``meta["epochs"]``) and nothing interrupted it."""
         return not self.interrupted and self.epochs > 0 and self.epochs == self.meta.get("epochs", self.epochs)
 
-    def first_epoch_reaching(self, accuracy: float) -> int | None:
-        """1-based first epoch whose test accuracy is at least ``accuracy``, or None."""
-        return next((i + 1 for i, a in enumerate(self.test_acc) if a >= accuracy), None)
+    def first_epoch_reaching(self, accuracy: float, split: str | None = None) -> int | None:
+        """1-based first epoch whose accuracy on ``split`` (default :attr:`held_out`) is at least ``accuracy``."""
+        return next((i + 1 for i, a in enumerate(self.acc(split)) if a >= accuracy), None)
 
     def save(self, path: str | Path) -> Path:
         """Write the history as JSON (folders are created); returns the path."""
@@ -83,6 +118,23 @@ class History:
         return cls(**data)
 
 
+REFERENCE_RUNS = Path(__file__).parent / "reference_runs"  # the course's own full runs, shipped with the package
+
+
+def load_run(name: str, folder: str | Path = "runs") -> tuple[History, str]:
+    """Your finished run ``folder/name.json``; if there is none (a fresh Colab machine, a skipped notebook),
+    the reference run of the same name committed with the course. Returns (history, where it came from)."""
+    path = Path(folder) / f"{name}.json"
+    if path.exists() and (history := History.load(path)).finished:
+        return history, f"your run, {path}"
+    if (reference := REFERENCE_RUNS / f"{name}.json").exists():
+        history = History.load(reference)
+        return history, (f"the course's reference run (no finished {path} here), from the full run on "
+                         f"{history.meta.get('environment', 'an unknown machine')}")
+    raise CourseError(f"no run {name!r}: {path} does not exist or did not finish, and the course has no "
+                      "reference run of that name; run the notebook that trains it first")
+
+
 def _problem(data: object) -> str:
     """What is wrong with ``data`` as a saved History, or '' if nothing."""
     if not isinstance(data, dict):
@@ -94,8 +146,8 @@ def _problem(data: object) -> str:
         if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                    for v in values):
             return f"{key} must be a list of numbers"
-    if len({len(data.get(k, [])) for k in EPOCH_SERIES if k in SERIES[:4] or data.get(k)}) > 1:
-        return "per-epoch series of different lengths"  # lr and seconds may be left empty
+    if len({len(data.get(k, [])) for k in EPOCH_SERIES if k in ("train_loss", "train_acc") or data.get(k)}) > 1:
+        return "per-epoch series of different lengths"  # a split a run did not measure stays empty
     kinds = {"name": str, "interrupted": bool, "meta": dict}
     wrong = ", ".join(key for key, kind in kinds.items() if key in data and not isinstance(data[key], kind))
     return f"{wrong} of the wrong type (name: string, interrupted: boolean, meta: object)" if wrong else ""

@@ -13,16 +13,17 @@ Order = Literal["conv-bn-relu", "conv-relu-bn"]
 
 
 class ConvBlock(nn.Module):
-    """Convolution → BatchNorm → ReLU → Dropout. ``order="conv-relu-bn"`` normalises after the ReLU; no bias by
-    default (BatchNorm's mean subtraction cancels it); ``F.relu`` is no module, so torchsummary shows no row."""
+    """Convolution → BatchNorm → ReLU → Dropout. ``order="conv-relu-bn"`` normalises after the ReLU. The
+    convolution has a bias only without BatchNorm (by default): BatchNorm subtracts the mean, and any bias with
+    it. ``F.relu`` is no module, so torchsummary shows no row for it."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, padding: int = 0, dropout: float = 0.0,
-                 bn: bool = True, order: Order = "conv-bn-relu", bias: bool = False) -> None:
+                 bn: bool = True, order: Order = "conv-bn-relu", bias: bool | None = None) -> None:
         super().__init__()
         if order not in ("conv-bn-relu", "conv-relu-bn"):
             raise ValueError(f"order must be 'conv-bn-relu' or 'conv-relu-bn', not {order!r}")
         self.order = order
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel_size, padding=padding, bias=bias)
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel_size, padding=padding, bias=not bn if bias is None else bias)
         self.bn = nn.BatchNorm2d(out_ch) if bn else None
         self.dropout = nn.Dropout(dropout) if dropout > 0 else None
 
@@ -68,14 +69,14 @@ class Classifier(nn.Module):
 
 
 class Baseline(Classifier):
-    """Step 1: a heavy network with no tricks, weight in a dense head (195,402 parameters)."""
+    """Step 1: a heavy network with no tricks, weight in a dense head; its convolutions have biases."""
 
     def __init__(self) -> None:
         super().__init__()
         self.layers = nn.Sequential(
             ConvBlock(1, 8, bn=False),  # 26×26, rf 3
             ConvBlock(8, 16, bn=False),  # 24×24, rf 5
-            TransitionBlock(16, 8),  # 12×12, rf 6
+            TransitionBlock(16, 8, bias=True),  # 12×12, rf 6
             ConvBlock(8, 16, bn=False),  # 10×10, rf 10
             ConvBlock(16, 32, bn=False),  # 8×8, rf 14
             nn.MaxPool2d(2),  # 4×4, rf 16
@@ -87,19 +88,23 @@ class Baseline(Classifier):
 
 
 class Net(Classifier):
-    """The course's family: 3×3 blocks ``front``, a transition to ``squeeze`` channels, 3×3 blocks ``back``, and a
-    head: ``"gap"`` (:class:`GAPHead`) or ``"conv"`` (one convolution as big as the last map). Defaults: step 2."""
+    """The course's family: 3×3 blocks ``front``, a transition to ``squeeze`` channels (None: the max-pool alone,
+    no 1×1), 3×3 blocks ``back``, and a head: ``"gap"`` (:class:`GAPHead`) or ``"conv"`` (one convolution as big
+    as the last map). ``order`` places BatchNorm before or after the ReLU. Defaults: step 2."""
 
-    def __init__(self, front: tuple[int, ...] = (8, 12), squeeze: int = 8, back: tuple[int, ...] = (12, 12, 12, 12),
-                 bn: bool = False, dropout: float = 0.0, head: Literal["gap", "conv"] = "conv") -> None:
+    def __init__(self, front: tuple[int, ...] = (8, 12), squeeze: int | None = 8,
+                 back: tuple[int, ...] = (12, 12, 12, 12), bn: bool = False, dropout: float = 0.0,
+                 head: Literal["gap", "conv"] = "conv", order: Order = "conv-bn-relu") -> None:
         super().__init__()
+        if head not in ("gap", "conv"):
+            raise ValueError(f"head must be 'gap' or 'conv', not {head!r}")
         layers, channels, size = [], 1, 28
         for i, width in enumerate((*front, *back)):
-            layers.append(ConvBlock(channels, width, bn=bn, dropout=dropout))  # each 3×3: size − 2
+            layers.append(ConvBlock(channels, width, bn=bn, dropout=dropout, order=order))  # 3×3: size − 2
             channels, size = width, size - 2
-            if i == len(front) - 1:
-                layers.append(TransitionBlock(channels, squeeze))  # size / 2
-                channels, size = squeeze, size // 2
+            if i == len(front) - 1:  # size / 2
+                layers.append(nn.MaxPool2d(2) if squeeze is None else TransitionBlock(channels, squeeze, bias=not bn))
+                channels, size = squeeze or channels, size // 2
         if head == "gap":
             layers.append(GAPHead(channels))
         else:

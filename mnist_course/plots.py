@@ -19,15 +19,14 @@ from matplotlib.ticker import MaxNLocator
 from torch import nn
 
 from . import schedule, train
-from .history import History
+from .history import SPLIT_NAMES, History
+from .report import TARGET
 
 __all__ = ["plot_confusion_matrix", "plot_histories", "plot_lr_schedule", "plot_misclassified", "run_color",
            "to_png"]
 
 DIGIT_CMAP = "gray_r"
 HISTORY_SIZE = (10.0, 6.5)
-_METRICS = (("train_loss", "Train loss"), ("test_loss", "Test loss"),
-            ("train_acc", "Train accuracy (%)"), ("test_acc", "Test accuracy (%)"))
 _COLORS: dict[str, str] = {}
 Histories = History | Sequence[History] | Mapping[str, History]
 
@@ -76,24 +75,35 @@ def _named(histories: Histories) -> list[tuple[str, History]]:
     return [(h.name or f"run {i + 1}", h) for i, h in enumerate(histories)]
 
 
-def plot_histories(histories: Histories, title: str | None = None) -> Figure:
-    """Train/test loss and accuracy per epoch on a 2×2 grid, one curve per run.
+def plot_histories(histories: Histories, title: str | None = None,
+                   zoom: tuple[float, float] | None = None) -> Figure:
+    """Loss and accuracy per epoch on a 2×2 grid, one curve per run: training (eval mode when measured) on
+    the left, the held-out split (validation when the runs have it, else test) on the right.
 
     ``histories``: one :class:`History`, a list (labelled by ``name``), or a dict name → History. A single
-    run is titled with its name; several get a legend. The figure size never changes (live plots rely on it).
+    run is titled with its name; several get a legend. ``zoom=(98.5, 99.7)`` limits the accuracy axes to
+    that band and draws the 99.4 % target. The figure size never changes (live plots rely on it).
     """
     named = _named(histories)
+    first = named[0][1] if named else History()
+    panels = [(first.train_split, "loss"), (first.held_out, "loss"), (first.train_split, "acc"), (first.held_out, "acc")]
     fig, axes = _figure(2, 2, HISTORY_SIZE)
-    for ax, (key, label) in zip(axes, _METRICS):
+    for ax, (split, what) in zip(axes, panels):
         for name, h in named:
-            values = getattr(h, key)
+            values = getattr(h, f"{split}_{what}")
             ax.plot(range(1, len(values) + 1), values, marker="o" if len(values) < 30 else None, markersize=3,
                     label=name, color=run_color(name))
-        ax.set(title=label, xlabel="epoch")
+        label = SPLIT_NAMES.get(split, "train").capitalize()
+        ax.set(title=f"{label} {'loss' if what == 'loss' else 'accuracy (%)'}", xlabel="epoch")
+        if what == "acc" and zoom:
+            ax.set_ylim(*zoom)
+            ax.axhline(TARGET, color="gray", linestyle="--", linewidth=1, label=f"{TARGET}% target")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     if len(named) > 1:
         axes[0].legend(fontsize="small")
+    if zoom:
+        axes[3].legend(fontsize="small")
     title = title if title is not None else (named[0][0] if len(named) == 1 else "")
     if title:
         fig.suptitle(title)

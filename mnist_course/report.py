@@ -6,7 +6,7 @@ import statistics
 
 import torch
 
-from .history import History
+from .history import SPLIT_NAMES, History
 
 TARGET = 99.4
 
@@ -32,52 +32,60 @@ def environment_line(device: str, seconds: float | None = None) -> str:
 
 
 def result(history: History, target: float = TARGET) -> Markdown:
-    """Parameters, best train and test accuracy with their epochs, the last epoch and its gap."""
+    """Parameters; best train and held-out accuracy (validation if the run has it) with their epochs; the
+    last epoch and its gap; the test accuracy only when the run measured it."""
     if not history.epochs:
         return Markdown("| Result | |\n|---|---|\n| Epochs finished | 0 |")
-    best_train = history.best_train_acc
-    gap = history.train_acc[-1] - history.test_acc[-1]
+    train, held = history.acc(history.train_split), history.acc()
+    train_name, held_name = SPLIT_NAMES.get(history.train_split, "train (running)"), SPLIT_NAMES[history.held_out]
+    best_train = max(train)
     first = history.first_epoch_reaching(target)
     rows = [
         ("Parameters", f"{history.meta.get('parameters', 0):,}"),
-        ("Best train accuracy", f"{best_train:.2f}% (epoch {history.train_acc.index(best_train) + 1})"),
-        ("Best test accuracy", f"{history.best_test_acc:.2f}% (epoch {history.best_epoch})"),
-        ("Last epoch: train / test",
-         f"{history.train_acc[-1]:.2f}% / {history.test_acc[-1]:.2f}% (epoch {history.epochs})"),
-        ("Gap, train − test (last epoch)", f"{gap:+.2f} points"),
-        (f"First epoch ≥ {target}%", f"{first}" if first else "not reached"),
+        (f"Best {train_name} accuracy", f"{best_train:.2f}% (epoch {train.index(best_train) + 1})"),
+        (f"Best {held_name} accuracy", f"{history.best_acc:.2f}% (epoch {history.best_epoch})"),
+        (f"Last epoch: {train_name} / {held_name}", f"{train[-1]:.2f}% / {held[-1]:.2f}% (epoch {history.epochs})"),
+        (f"Gap, train − {held_name} (last epoch)", f"{train[-1] - held[-1]:+.2f} points"),
+        (f"First epoch ≥ {target}% ({held_name})", f"{first}" if first else "not reached"),
         ("Time per epoch", f"{sum(history.seconds) / history.epochs:.1f} s on {history.meta.get('device', '?')}"),
     ]
+    if history.held_out == "val" and history.test_acc:
+        rows.insert(5, ("Test accuracy, last epoch (reported, not used)", f"{history.test_acc[-1]:.2f}%"))
     return Markdown("| Result | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows))
 
 
 def diagnosis(history: History, overfit_gap: float = 0.3) -> Markdown:
-    """Over- or under-fitting, judged from the curves the way the notebooks explain it."""
+    """Over- or under-fitting, judged from training accuracy in eval mode against the held-out split, and
+    whether more epochs could help given where the learning-rate schedule ended."""
     if not history.epochs:
         return Markdown("No epoch finished: nothing to diagnose.")
-    gap, best_train = history.train_acc[-1] - history.test_acc[-1], history.best_train_acc
+    train, held, held_name = history.acc(history.train_split), history.acc(), SPLIT_NAMES[history.held_out]
+    gap, best_train = train[-1] - held[-1], history.best_train_acc
+    how = "in eval mode" if history.train_split == "train_eval" else "a running average in train mode"
     if gap < 0:
-        verdict = (f"**Test above train** by {-gap:.2f} points: training is made harder than testing "
-                   "(dropout or augmentation act only in training). No over-fitting; the network could "
-                   "still learn more from its training set.")
+        verdict = (f"**{held_name.capitalize()} above train** by {-gap:.2f} points (train accuracy {how}). "
+                   "No over-fitting; the network could still learn more from its training set.")
     elif best_train < 99.0:
-        verdict = (f"**Under-fitting:** the best training accuracy is {best_train:.2f}%; the network cannot yet "
-                   "fit its own training images, so there is nothing to regularise. It needs capacity, more "
+        verdict = (f"**Under-fitting:** the best training accuracy ({how}) is {best_train:.2f}%; the network cannot "
+                   "yet fit its own training images, so there is nothing to regularise. It needs capacity, more "
                    "epochs or a better optimisation (BatchNorm, a learning-rate schedule).")
     elif gap > overfit_gap:
-        verdict = (f"**Over-fitting:** training accuracy is {gap:.2f} points above test accuracy in the last "
-                   "epoch; the network learns its training images better than digits in general.")
+        verdict = (f"**Over-fitting:** training accuracy ({how}) is {gap:.2f} points above {held_name} accuracy in "
+                   "the last epoch; the network learns its training images better than digits in general.")
     else:
-        verdict = f"**Train and test agree** within {gap:.2f} points: no sign of over-fitting."
+        verdict = f"**Train and {held_name} agree** within {gap:.2f} points (train {how}): no sign of over-fitting."
     notes = [verdict]
-    low = history.test_loss.index(min(history.test_loss)) + 1
-    if history.epochs >= 4 and low <= history.epochs - 3 and history.test_loss[-1] > 1.05 * min(history.test_loss):
-        notes.append(f"The test loss was lowest at epoch {low} and has risen since: more epochs now make the "
-                     "model more confident on its mistakes.")
-    last = history.test_acc[-3:]
-    if len(last) == 3 and last[0] < last[1] < last[2]:
-        notes.append("Test accuracy still rose in each of the last three epochs: more epochs, or a schedule "
-                     "that spends them better, would help.")
+    losses = history.loss()
+    low = losses.index(min(losses)) + 1
+    if history.epochs >= 4 and low <= history.epochs - 3 and losses[-1] > 1.05 * min(losses):
+        notes.append(f"The {held_name} loss was lowest at epoch {low} and has risen since: more epochs now make "
+                     "the model more confident on its mistakes.")
+    annealed = bool(history.lr_per_step) and history.lr_per_step[-1] <= 0.05 * max(history.lr_per_step)
+    if len(held) >= 3 and held[-3] < held[-2] < held[-1]:
+        notes.append(f"{held_name.capitalize()} accuracy still rose in each of the last three epochs" + (
+            f", but the learning rate has annealed to {history.lr_per_step[-1]:.2g} (from a peak of "
+            f"{max(history.lr_per_step):.2g}): more epochs at that rate would change little; a longer schedule "
+            "is the lever." if annealed else ": more epochs, or a schedule that spends them better, would help."))
     return Markdown("\n\n".join(notes))
 
 

@@ -90,9 +90,11 @@ def evaluate(model: nn.Module, batches: Iterable) -> tuple[float, int, int]:
 def fit(model: nn.Module, data: MNISTData, epochs: int, optimizer: torch.optim.Optimizer | None = None,
         scheduler: object = None, step: Step = train_step, callbacks: Sequence[Callable] = (),
         progress: str = "bar", name: str = "") -> History:
-    """Train for ``epochs``, testing after each; returns the :class:`History` (``interrupted`` after Ctrl-C).
+    """Train for ``epochs``, measuring after each; returns the :class:`History` (``interrupted`` after Ctrl-C).
 
-    ``optimizer`` defaults to SGD(lr=0.01, momentum=0.9); the scheduler steps as :mod:`.schedule` says;
+    After each epoch: training accuracy in eval mode (``data.train_eval``), then the validation split and the
+    test set when ``data`` has them. ``optimizer`` defaults to SGD(lr=0.01, momentum=0.9); the scheduler
+    steps as :mod:`.schedule` says, on the validation loss (without one: the training loss, never the test);
     ``callbacks`` run as ``callback(history, model)`` after each epoch; ``progress``: "bar", "lines", "off".
     """
     if epochs < 1:
@@ -107,11 +109,10 @@ def fit(model: nn.Module, data: MNISTData, epochs: int, optimizer: torch.optim.O
                 print(f"Epoch {epoch}")
             train_loss, train_acc = train_epoch(model, data.train, optimizer, scheduler, step, progress,
                                                 history.lr_per_step)
-            test_loss, correct, total = evaluate(model, data.test)
-            scheduler_step(scheduler, "epoch", test_loss)
-            history.add(train_loss, train_acc, test_loss, 100 * correct / total, lr, time.perf_counter() - start)
-            if progress != "off":
-                print(f"Test set: Average loss: {test_loss:.4f}, Accuracy: {correct}/{total} ({100 * correct / total:.2f}%)")
+            measured = measure(model, data, show=progress != "off")
+            scheduler_step(scheduler, "epoch", measured.get("val_loss", measured["train_eval_loss"]))
+            history.add(train_loss=train_loss, train_acc=train_acc, lr=lr, seconds=time.perf_counter() - start,
+                        **measured)
             for callback in callbacks:
                 callback(history, model)
     except KeyboardInterrupt:
@@ -120,24 +121,38 @@ def fit(model: nn.Module, data: MNISTData, epochs: int, optimizer: torch.optim.O
     return history
 
 
+def measure(model: nn.Module, data: MNISTData, show: bool = False) -> dict[str, float]:
+    """Loss and accuracy % (eval mode) on the training subset, the validation split and the test set that
+    ``data`` has; ``show`` prints the familiar line for each."""
+    measured = {}
+    for split, title in (("train_eval", "Train set (eval mode)"), ("val", "Validation set"), ("test", "Test set")):
+        if (batches := getattr(data, split)) is not None:
+            loss, correct, total = evaluate(model, batches)
+            measured[f"{split}_loss"], measured[f"{split}_acc"] = loss, 100 * correct / total
+            if show:
+                print(f"{title}: Average loss: {loss:.4f}, Accuracy: {correct}/{total} ({100 * correct / total:.2f}%)")
+    return measured
+
+
 def run_facts(model: nn.Module, data: MNISTData, optimizer: torch.optim.Optimizer, scheduler: object,
               step: Step, epochs: int) -> dict:
     """What a History records about its run, so one saved run can be told from another."""
     return {"model": type(model).__name__, "parameters": count_parameters(model), "device": str(data.device),
             "torch": torch.__version__, "pipeline": data.pipeline, "train_images": data.train_images,
-            "test_images": data.test_images, "epochs": epochs, "optimizer": type(optimizer).__name__,
+            "val_images": data.val_images, "test_images": data.test_images, "epochs": epochs, "optimizer": type(optimizer).__name__,
             "scheduler": type(scheduler).__name__ if scheduler else None, "cuda_graph": isinstance(step, GraphedStep),
             "environment": environment_line(str(data.device))}
 
 
 class BestCheckpoint:
-    """A ``fit`` callback: save the ``state_dict`` whenever test accuracy reaches a new best."""
+    """A ``fit`` callback: save the ``state_dict`` whenever validation accuracy reaches a new best. Without a
+    validation split it keeps the latest epoch: choosing by test accuracy would be a decision on the test set."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
     def __call__(self, history: History, model: nn.Module) -> None:
-        if history.test_acc[-1] > max(history.test_acc[:-1], default=-1.0):
+        if not history.val_acc or history.val_acc[-1] > max(history.val_acc[:-1], default=-1.0):
             save_checkpoint(model, self.path)
 
 

@@ -21,7 +21,7 @@ from torchvision.utils import make_grid
 
 from .data import to_model_input
 from .errors import CourseError
-from .history import History
+from .history import SPLIT_NAMES, History
 from .layers import layer_output
 from .plots import _figure, _show_digit, plot_histories, plot_lr_schedule, to_png
 from .receptive_field import effective_receptive_field, receptive_field_table
@@ -176,8 +176,9 @@ def live_dashboard(history: History | None = None) -> App:
         if h is None or not h.epochs:
             app.status.value = "Waiting for the first epoch: pass it to <code>fit(…, callbacks=[…])</code>."
             return plot_histories([], title="no epoch finished yet")
-        best = f"best {h.best_test_acc:.2f}% at epoch {h.best_epoch}"
-        now = f"epoch {h.epochs}, test accuracy {h.test_acc[-1]:.2f}%"
+        held = SPLIT_NAMES[h.held_out]
+        best = f"best {h.best_acc:.2f}% at epoch {h.best_epoch}"
+        now = f"epoch {h.epochs}, {held} accuracy {h.acc()[-1]:.2f}%"
         app.status.value = html.escape(f"{h.name or 'run'}: {now} ({best})")
         return plot_histories(h)
 
@@ -216,7 +217,7 @@ def run_comparison(folder: str | Path = "runs") -> App:
 
 def lr_schedule_explorer(scheduler: str = "OneCycleLR", epochs: int = 15, steps_per_epoch: int = 469) -> App:
     """A scheduler and the parameters it takes (the others are hidden) → the learning rate of every step
-    from 0.1, exactly as ``fit`` steps it (ReduceLROnPlateau: for a test loss that never improves)."""
+    from 0.1, exactly as ``fit`` steps it (ReduceLROnPlateau: for a validation loss that never improves)."""
     c = {"scheduler": _control(widgets.Dropdown, "scheduler", scheduler, options=list(_PARAMS)),
          "epochs": _control(_INT, "epochs", epochs, 1, 40),
          "step_size": _control(_INT, "step_size", 5, 1, 20), "patience": _control(_INT, "patience", 2, 0, 10),

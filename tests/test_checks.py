@@ -68,7 +68,7 @@ def test_over_budget_and_small_receptive_field_fail():
     r = rules(report)
     assert report.passed is False
     assert set(failed(report)) == {"parameters", "receptive field"}
-    assert r["parameters"].measured == 195_402 and r["receptive field"].measured == "16 px"
+    assert r["parameters"].measured == 195_482 and r["receptive field"].measured == "16 px"
     assert r["Linear layer"].measured == "yes (2)" and r["Linear layer"].passed is None
     assert "FAILED" in str(report).splitlines()[0] and "| NO" in str(report)
 

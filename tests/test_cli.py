@@ -218,7 +218,7 @@ def fake_run(epochs_done: int, interrupted: bool = False, error: BaseException |
         history = History(name=name, meta={"epochs": recipe.epochs, "parameters": 1, "device": "cpu",
                                            "quick": quick})
         for epoch in range(epochs_done):
-            history.add(1.0, 50.0, 1.0, 60.0 + epoch, 0.01, 0.1)
+            history.add(train_loss=1.0, train_acc=50.0, test_loss=1.0, test_acc=60.0 + epoch, lr=0.01, seconds=0.1)
             for callback in callbacks:
                 callback(history, model)
         history.interrupted = interrupted

@@ -160,3 +160,34 @@ def test_rotation_grid_is_affine_grid_for_a_rotation_and_shift():
     for h, w in ((28, 28), (20, 28)):
         expected = F.affine_grid(theta, [50, 1, h, w], align_corners=False)
         assert torch.allclose(rotation_grid(angle, shift, h, w), expected, atol=1e-6)
+
+
+def test_the_validation_split_is_fixed_disjoint_and_never_seen_in_training():
+    train_idx, val_idx = data.split_indices(5_000)
+    assert len(val_idx) == 5_000 and len(train_idx) == 55_000
+    assert not set(val_idx.tolist()) & set(train_idx.tolist())
+    assert torch.equal(data.split_indices(5_000)[1], val_idx)  # the same images in every run, whatever its seed
+    a = data.get_data(val_size=5_000, train_size=300, seed=1, device="cpu", test=False)
+    b = data.get_data(val_size=5_000, train_size=300, seed=2, device="cpu", test=False)
+    assert a.test is None and a.test_images == 0 and a.val_images == 5_000
+    assert torch.equal(a.val.images, b.val.images)  # same validation images for another seed
+    images, _ = data.load_split("val")
+    assert torch.equal(images, a.val.images)
+    train_images = data.load_split("train")[0].flatten(1)
+    rows = {row.numpy().tobytes() for row in train_images}
+    assert all(row.numpy().tobytes() in rows for row in a.train.images.flatten(1))
+
+
+def test_train_eval_is_a_fixed_unaugmented_subset_of_the_training_images():
+    d = data.get_data(train_size=7_000, device="cpu", augment=Augment(10, 0.1))
+    assert len(d.train_eval.labels) == data.TRAIN_EVAL_SIZE and d.train_eval.augment is None
+    assert not d.train_eval.shuffle
+    train_rows = {row.numpy().tobytes() for row in d.train.images.flatten(1)}
+    assert all(row.numpy().tobytes() in train_rows for row in d.train_eval.images.flatten(1))
+
+
+def test_bad_split_arguments_name_themselves():
+    with pytest.raises(ValueError, match="val_size"):
+        data.split_indices(60_000)
+    with pytest.raises(ValueError, match="split"):
+        data.load_split("validation")

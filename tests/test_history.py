@@ -61,7 +61,7 @@ def test_history_load_unreadable_path(tmp_path, make):
 
 def test_history_round_trip_keeps_interrupted(tmp_path):
     h = History(name="gap", interrupted=True, meta={"epochs": 3})
-    h.add(0.5, 80.0, 0.4, 85.0, 0.01, 1.0)
+    h.add(train_loss=0.5, train_acc=80.0, test_loss=0.4, test_acc=85.0, lr=0.01, seconds=1.0)
     loaded = History.load(h.save(tmp_path / "sub" / "h.json"))
     assert loaded == h and not loaded.finished and loaded.epochs == 1
     assert leftovers(tmp_path) == []
@@ -175,3 +175,23 @@ def test_check_writable_read_only_folder(tmp_path):
     folder.mkdir(mode=0o555)
     with pytest.raises(CourseError, match="Permission denied"):
         check_writable(folder / "h.json", "--checkpoint")
+
+
+def test_load_run_prefers_your_finished_run_then_the_reference_one(tmp_path, monkeypatch):
+    from mnist_course import history as history_module
+
+    reference = tmp_path / "reference"
+    monkeypatch.setattr(history_module, "REFERENCE_RUNS", reference)
+    with pytest.raises(CourseError, match="no run '02_batchnorm'"):
+        history_module.load_run("02_batchnorm", tmp_path / "runs")
+    ref = History(name="ref", train_loss=[1.0], train_acc=[50.0], meta={"epochs": 1, "environment": "cpu X"})
+    ref.save(reference / "02_batchnorm.json")
+    mine = History(name="mine", train_loss=[1.0, 0.5], train_acc=[50.0, 60.0], meta={"epochs": 2})
+    mine.interrupted = True
+    mine.save(tmp_path / "runs" / "02_batchnorm.json")
+    h, where = history_module.load_run("02_batchnorm", tmp_path / "runs")  # an interrupted run is not a result
+    assert h.name == "ref" and "reference run" in where and "cpu X" in where
+    mine.interrupted = False
+    mine.save(tmp_path / "runs" / "02_batchnorm.json")
+    h, where = history_module.load_run("02_batchnorm", tmp_path / "runs")
+    assert h.name == "mine" and where.startswith("your run")

@@ -14,7 +14,7 @@ def test_result_reports_best_epochs_gap_and_target():
     text = result(run([98.0, 99.5, 99.7], [98.9, 99.45, 99.41]))
     assert "| Parameters | 7,736 |" in text
     assert "99.70% (epoch 3)" in text and "99.45% (epoch 2)" in text
-    assert "+0.29 points" in text and "| First epoch ≥ 99.4% | 2 |" in text
+    assert "+0.29 points" in text and "| First epoch ≥ 99.4% (test) | 2 |" in text
     assert "2.0 s on cpu" in text and text._repr_markdown_() == str(text)
 
 

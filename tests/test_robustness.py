@@ -237,7 +237,7 @@ def saved_run(seed: int, epochs: int = 15, quick: bool = False, interrupted: boo
              "train_images": 2_000 if quick else 60_000, "test_images": 1_000 if quick else 10_000} | meta
     h = History(name="gap", meta=facts, interrupted=interrupted)
     for epoch in range(epochs):
-        h.add(0.1, 98.0, 0.05, 99.0 + epoch / 100, 0.01, 1.0)
+        h.add(train_loss=0.1, train_acc=98.0, test_loss=0.05, test_acc=99.0 + epoch / 100, lr=0.01, seconds=1.0)
     return h
 
 

@@ -88,11 +88,13 @@ def test_the_simulated_schedule_is_the_one_fit_follows(tiny_net):
     assert fit(tiny_net, data, 3, opt, onecycle, progress="off").lr_per_step == pytest.approx(simulated)
 
 
-def test_plateau_is_stepped_on_the_test_loss(tiny_net):
+@pytest.mark.parametrize("val_size", [0, 500])
+def test_plateau_is_stepped_on_the_validation_loss_never_the_test_loss(tiny_net, val_size):
     opt = torch.optim.SGD(tiny_net.parameters(), lr=0.05, momentum=0.9)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", patience=0, factor=0.5)
-    h = fit(tiny_net, small_data(), 2, opt, plateau, progress="off")
-    assert plateau.best == pytest.approx(min(h.test_loss))
+    h = fit(tiny_net, small_data(val_size=val_size), 2, opt, plateau, progress="off")
+    assert plateau.best == pytest.approx(min(h.val_loss if val_size else h.train_eval_loss))
+    assert min(h.test_loss) != pytest.approx(plateau.best)
 
 
 def test_bar_output_reads_like_the_classic_scripts(tiny_net, capsys):
@@ -107,7 +109,8 @@ def test_lines_output_is_plain_text_for_saved_notebooks(tiny_net, capsys):
     out, err = capsys.readouterr()
     assert err == ""
     lines = out.splitlines()
-    assert [line.split(":")[0].split(" ")[0] for line in lines] == ["Epoch", "Train", "Test", "Epoch", "Train", "Test"]
+    assert [line.split(":")[0] for line in lines] == ["Epoch 1", "Train", "Train set (eval mode)", "Test set"] * 1 + [
+        "Epoch 2", "Train", "Train set (eval mode)", "Test set"]
     assert re.fullmatch(r"Train: Loss=\d+\.\d{4} Batch_id=9 Accuracy=\d+\.\d{2}", lines[1])
 
 
@@ -125,13 +128,20 @@ def test_the_step_is_the_tutorial_step(tiny_net):
     assert any(not torch.equal(a, b) for a, b in zip(before, tiny_net.parameters()))
 
 
-def test_best_checkpoint_holds_the_best_epoch(tiny_net, tmp_path):
-    data = small_data()
-    history = fit(tiny_net, data, 2, progress="off", callbacks=[BestCheckpoint(tmp_path / "best.pt")])
+def test_best_checkpoint_holds_the_best_validation_epoch(tiny_net, tmp_path):
+    data = small_data(val_size=500)
+    history = fit(tiny_net, data, 3, progress="off", callbacks=[BestCheckpoint(tmp_path / "best.pt")])
     restored = load_checkpoint(TinyNet(), tmp_path / "best.pt")
-    _, correct, total = evaluate(restored, data.test)
-    assert 100 * correct / total == history.best_test_acc
+    _, correct, total = evaluate(restored, data.val)
+    assert 100 * correct / total == history.best_acc == max(history.val_acc)
     assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]  # no temporary file left
+
+
+def test_without_a_validation_split_the_checkpoint_is_the_last_epoch_not_the_best_test_one(tiny_net, tmp_path):
+    data = small_data()
+    history = fit(tiny_net, data, 2, progress="off", callbacks=[BestCheckpoint(tmp_path / "last.pt")])
+    _, correct, total = evaluate(load_checkpoint(TinyNet(), tmp_path / "last.pt"), data.test)
+    assert 100 * correct / total == history.test_acc[-1]
 
 
 def test_checkpoint_round_trip(tiny_net, tmp_path):
