@@ -6,7 +6,7 @@ A batch flows data → model → ``fit`` → ``History`` → plots and widgets: 
 """
 
 from .augment import Augment
-from .checks import design_check, run_check
+from .checks import check_answer, design_check, run_check
 from .data import VAL_SIZE, get_data, load_split, normalize
 from .history import History, load_run
 from .mnist_files import load_mnist
@@ -18,7 +18,7 @@ from .summary import check_budget, count_parameters, summary
 from .train import fit, seed_everything
 
 __version__ = "0.2.0"
-__all__ = ["VAL_SIZE", "Augment", "History", "check_budget", "count_parameters", "design_check", "diagnosis",
+__all__ = ["VAL_SIZE", "Augment", "History", "check_answer", "check_budget", "count_parameters", "design_check", "diagnosis",
            "environment_line", "fit", "get_data", "get_model", "load_mnist", "load_run", "load_split", "model_names",
            "normalize",
            "quick_mode", "receptive_field_table", "result", "run_check", "seed_everything", "source", "summary"]

@@ -161,3 +161,18 @@ def load_learner(spec: str) -> tuple[type[nn.Module], nn.Module]:
         return classes[name], classes[name]()
     except Exception as exc:  # noqa: BLE001 - whatever its __init__ raises, e.g. for a missing argument
         raise CourseError(f"{path}: {name}() raised {type(exc).__name__}: {exc}") from None
+
+
+def check_answer(question: str, guess: object, measured: object, tolerance: float = 0.0) -> CheckReport:
+    """A predict-then-run exercise: the learner's ``guess`` against the ``measured`` value (numbers may be
+    off by ``tolerance``). ``guess=None`` (the starting point) is shown as not judged, never raised."""
+    if guess is None:
+        ok = None
+    elif isinstance(measured, (int, float)) and isinstance(guess, (int, float)):
+        ok = abs(guess - measured) <= tolerance
+    else:
+        ok = str(guess).strip().lower() == str(measured).strip().lower()
+    required = f"{measured}" + (f" ± {tolerance:g}" if tolerance else "")
+    note = ["put your prediction in `guess` and run the cell again"] if guess is None else []
+    return CheckReport(question, [Rule("your prediction", "none yet" if guess is None else guess, required, ok)],
+                       note)

@@ -304,3 +304,14 @@ def test_help_says_it_runs_the_learners_code():
     text = check.format_help()
     assert "RUNS ITS CODE" in text and "PATH[:CLASS]" in text and "--design-only" in text
     assert "default: 20,000" in text and "default: 99.4" in text
+
+
+def test_check_answer_judges_a_prediction_and_never_raises():
+    from mnist_course.checks import check_answer
+
+    assert check_answer("rf after one more 3×3?", None, 24).passed is None
+    assert "put your prediction" in str(check_answer("q", None, 24))
+    assert check_answer("q", 24, 24).passed is True
+    assert check_answer("q", 23, 24).passed is False
+    assert check_answer("q", 99.3, 99.35, tolerance=0.1).passed is True
+    assert check_answer("q", "Rise", "rise").passed is True and check_answer("q", "fall", "rise").passed is False
