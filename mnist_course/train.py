@@ -22,6 +22,7 @@ from .data import MNISTData, to_model_input
 from .errors import CourseError
 from .history import History
 from .paths import write_atomically
+from .quick import quick_mode
 from .report import environment_line
 from .schedule import scheduler_step
 from .summary import count_parameters
@@ -136,12 +137,13 @@ def measure(model: nn.Module, data: MNISTData, show: bool = False) -> dict[str, 
 
 def run_facts(model: nn.Module, data: MNISTData, optimizer: torch.optim.Optimizer, scheduler: object,
               step: Step, epochs: int) -> dict:
-    """What a History records about its run, so one saved run can be told from another."""
+    """What a History records about its run, so one saved run can be told from another (``quick``: the
+    notebooks' quick mode was on, so the run is a check that things run, never a result)."""
     return {"model": type(model).__name__, "parameters": count_parameters(model), "device": str(data.device),
             "torch": torch.__version__, "pipeline": data.pipeline, "train_images": data.train_images,
             "val_images": data.val_images, "test_images": data.test_images, "epochs": epochs, "optimizer": type(optimizer).__name__,
             "scheduler": type(scheduler).__name__ if scheduler else None, "cuda_graph": isinstance(step, GraphedStep),
-            "environment": environment_line(str(data.device))}
+            "environment": environment_line(str(data.device)), "quick": quick_mode()}
 
 
 class BestCheckpoint:
