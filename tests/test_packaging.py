@@ -81,3 +81,35 @@ def test_notebooks_read_quick_mode_once_in_a_parameters_cell():
     for path in NOTEBOOKS:
         code = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
         assert sum("quick_mode()" in src for src in code) == 1, path.name
+
+
+def test_every_run_a_notebook_loads_has_a_reference_run_shipped_with_the_package():
+    """On Colab each notebook gets a fresh machine: ``load_run`` then shows the course's own run, which must
+    be there, finished, full-mode, and named as the notebooks ask for it."""
+    from mnist_course.history import REFERENCE_RUNS, History
+
+    asked = set()
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+        asked |= set(re.findall(r'load_run\("(\w+)"', code))
+        for names in re.findall(r"names = \[([^\]]*)\]", code):
+            asked |= set(re.findall(r'"(\w+)"', names))
+    assert {"02_batchnorm", "03_dropout", "04_gap"} <= asked
+    for name in sorted(asked):
+        history = History.load(REFERENCE_RUNS / f"{name}.json")
+        assert history.finished and not history.meta.get("quick"), name
+        assert history.held_out == "val" and not history.test_acc, f"{name}: a step never opens the test set"
+    assert "package-data" in (ROOT / "pyproject.toml").read_text()
+
+
+def test_the_frontier_chart_data_is_copied_from_the_committed_results():
+    """07's chart reads mnist_course/reference_runs/frontier.json (so it works on Colab): every number there
+    must be in the results file it names, which a real run wrote."""
+    frontier = json.loads((ROOT / "mnist_course" / "reference_runs" / "frontier.json").read_text())
+    assert {p["name"] for p in frontier} >= {"final", "ref001", "ref002", "ref003", "ref004"}
+    for point in frontier:
+        text = (ROOT / point["source"].split()[0]).read_text()
+        assert f"{point['parameters']:,}" in text, point["name"]
+        assert len(point["min_last3"]) == len(point["seeds"]) >= 4, point["name"]
+        missing = [v for v in point["min_last3"] if f"{v:.2f}" not in text]
+        assert not missing, f"{point['name']}: {missing} not in {point['source']}"
