@@ -11,6 +11,7 @@ from pathlib import Path
 
 import ipywidgets as widgets
 import torch
+import torch.nn.functional as F
 from IPython import get_ipython
 from IPython.display import display, update_display
 from matplotlib.figure import Figure
@@ -153,6 +154,7 @@ def feature_browser(model: nn.Module, images: torch.Tensor, layer: str | None = 
             fmap = layer_output(model, name, x)[0, channel].float().cpu()
         kernels = conv.weight.detach().float().cpu()[channel, :16, None]  # the first 16 inputs
         grid = make_grid(kernels, nrow=math.ceil(len(kernels) ** 0.5), padding=1, pad_value=math.nan)
+        grid = grid if len(kernels) > 1 else F.pad(grid, (1, 1, 1, 1), value=math.nan)  # one kernel: no border
         vmax = kernels.abs().max().item() or 1.0
         fig, axes = _figure(1, 3, (10, 3.6))
         _show_digit(axes[0], x)
