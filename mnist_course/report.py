@@ -82,10 +82,10 @@ def diagnosis(history: History, overfit_gap: float = 0.3) -> Markdown:
                      "the model more confident on its mistakes.")
     annealed = bool(history.lr_per_step) and history.lr_per_step[-1] <= 0.05 * max(history.lr_per_step)
     if len(held) >= 3 and held[-3] < held[-2] < held[-1]:
-        notes.append(f"{held_name.capitalize()} accuracy still rose in each of the last three epochs" + (
+        notes.append(f"{held_name.capitalize()} accuracy still rose in each of the last two epochs" + (
             f", but the learning rate has annealed to {history.lr_per_step[-1]:.2g} (from a peak of "
             f"{max(history.lr_per_step):.2g}): more epochs at that rate would change little; a longer schedule "
-            "is the lever." if annealed else ": more epochs, or a schedule that spends them better, would help."))
+            "is the lever." if annealed else ": more epochs, or a schedule that spends them better, might help."))
     return Markdown("\n\n".join(notes))
 
 

@@ -113,3 +113,16 @@ def test_the_frontier_chart_data_is_copied_from_the_committed_results():
         assert len(point["min_last3"]) == len(point["seeds"]) >= 4, point["name"]
         missing = [v for v in point["min_last3"] if f"{v:.2f}" not in text]
         assert not missing, f"{point['name']}: {missing} not in {point['source']}"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.stem)
+def test_every_notebook_checks_its_target_and_ends_with_checked_exercises(path):
+    cells = json.loads(path.read_text())["cells"]
+    text = ["".join(c["source"]) for c in cells]
+    starts = [i for i, (c, t) in enumerate(zip(cells, text)) if c["cell_type"] == "markdown" and t.startswith("## Exercises")]
+    assert len(starts) == 1, "one '## Exercises' section"
+    exercises = text[starts[0]:]
+    assert sum(t.count("<details>") for t in exercises) >= 2, "explanations in collapsed <details> blocks"
+    assert sum(t.count("check_answer(") + t.count("design_check(") for t in exercises) >= 1, "answers checked by code"
+    targets = [t for c, t in zip(cells[:starts[0]], text) if c["cell_type"] == "code" and "target" in t.split("\n")[0].lower()]
+    assert any("assert" in t and "QUICK" in t for t in targets), "a cell that asserts this notebook's target in full mode"

@@ -31,3 +31,12 @@ def test_diagnosis_sees_a_rising_test_loss_and_a_still_rising_accuracy():
     assert "lowest at epoch 3" in diagnosis(rising_loss)
     assert "still rose" in diagnosis(run([99.5] * 4, [99.0, 99.1, 99.2, 99.3]))
     assert "still rose" not in diagnosis(run([99.5] * 4, [99.0, 99.3, 99.2, 99.3]))
+
+
+def test_diagnosis_knows_when_the_schedule_has_annealed():
+    rising = run([99.5] * 4, [99.0, 99.1, 99.2, 99.3])
+    assert "might help" in diagnosis(rising)
+    rising.lr_per_step = [0.01, 0.1, 0.05, 0.0001]  # a OneCycle run at its floor: more epochs at that rate do little
+    text = diagnosis(rising)
+    assert "annealed to 0.0001" in text and "longer schedule" in text and "might help" not in text
+    assert "last two epochs" in text
