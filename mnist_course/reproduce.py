@@ -27,15 +27,17 @@ from .train import fit, seed_everything, train_step
 
 def run_recipe(name: str, recipe: Recipe, seed: int = 1, *, device: str = "auto", root: str | Path | None = None,
                quick: bool = False, progress: str = "bar", callbacks: Sequence[Callable] = (),
-               build: Callable[[], nn.Module] | None = None, cuda_graph: bool = True) -> History:
+               build: Callable[[], nn.Module] | None = None, cuda_graph: bool = True, val_size: int = 0) -> History:
     """Build model ``name`` (or ``build()``) and train it as ``recipe`` says; in ``quick`` mode, 1 epoch on a
-    small subset. On a CUDA device each step is replayed as a CUDA graph unless ``cuda_graph=False``."""
+    small subset. On a CUDA device each step is replayed as a CUDA graph unless ``cuda_graph=False``.
+    ``val_size`` > 0 (a search): that many training images held out as the validation split, no test set."""
     recipe = dataclasses.replace(recipe, epochs=QUICK_EPOCHS) if quick else recipe
     seed_everything(seed)
     model = build() if build is not None else get_model(name)
     augment = Augment(recipe.degrees, recipe.translate) if recipe.degrees or recipe.translate else None
     sizes = {"train_size": QUICK_TRAIN_SIZE, "test_size": QUICK_TEST_SIZE} if quick else {}
-    data = get_data(batch_size=recipe.batch_size, augment=augment, device=device, seed=seed, root=root, **sizes)
+    data = get_data(batch_size=recipe.batch_size, augment=augment, device=device, seed=seed, root=root,
+                    val_size=val_size, test=not val_size, **sizes)
     optimizer = make_optimizer(model, recipe)
     scheduler = make_scheduler(optimizer, recipe, len(data.train))
     seed_everything(seed)  # training's own draws (dropout) start from the seed, whatever the model drew
