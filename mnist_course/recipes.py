@@ -48,8 +48,9 @@ FINAL = Recipe(
     degrees=7.0,
     source="the course's recipe: SGD momentum 0.9, weight decay 5e-4, OneCycleLR up to 0.1 over a 14-epoch "
     "cycle (20% warm-up, from 0.01 down to 0.0001) and a 15th epoch at 0.0001, batch 128, random rotation "
-    "±7°; model, weight decay and cycle were chosen on seeds 11-33 (benchmarks/design_search.py, "
-    "results/final_design.md), never on the reported seeds 1-5",
+    "±7°; model, weight decay and cycle were chosen on seeds 11-33 scoring the test set, before the course had "
+    "a validation split (benchmarks/design_search.py, results/final_design.md); the shorter cycle was tried "
+    "after reported seed 3 missed in epoch 13",
 )
 
 COURSE_RECIPES = {"baseline": COURSE, "skeleton": COURSE, "batchnorm": COURSE, "dropout": COURSE, "gap": COURSE,
