@@ -6,8 +6,8 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TinyNet
 
+from conftest import TinyNet
 from mnist_course.cuda_graph import GraphedStep
 from mnist_course.data import DeviceLoader
 from mnist_course.mnist_files import load_mnist

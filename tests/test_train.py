@@ -5,8 +5,8 @@ import signal
 
 import pytest
 import torch
-from conftest import TinyNet
 
+from conftest import TinyNet
 from mnist_course.augment import Augment
 from mnist_course.data import get_data
 from mnist_course.errors import CourseError
