@@ -21,10 +21,6 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 OUT = ROOT / "test-output" / "full"
 
 
-def test_the_series_is_numbered_without_gaps():
-    assert [int(p.name[:2]) for p in NOTEBOOKS] == list(range(len(NOTEBOOKS)))
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_in_full_mode(path: Path, request: pytest.FixtureRequest) -> None:
     if not request.config.getoption("--full"):

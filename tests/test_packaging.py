@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 EXPECTED = ["00_data_and_normalization", "01_baseline", "02_batchnorm", "03_dropout", "04_gap",
-            "05_scheduler_and_augmentation", "06_design_experiments"]
+            "05_scheduler_and_augmentation", "06_design_experiments", "07_challenge"]
 
 
 def requirement_names(path: Path) -> dict[str, str]:
