@@ -147,11 +147,6 @@ def split_indices(val_size: int) -> tuple[torch.Tensor | None, torch.Tensor | No
     return order[val_size:].sort().values, order[:val_size].sort().values
 
 
-def _within(idx: torch.Tensor | None, pick: torch.Tensor | None) -> torch.Tensor | None:
-    """Positions ``pick`` taken within the index set ``idx`` (None: everything)."""
-    return idx if pick is None else pick if idx is None else idx[pick]
-
-
 def load_split(split: str, val_size: int = VAL_SIZE, root: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 images and labels of ``"train"`` (without the validation images), ``"val"`` or ``"test"``."""
     if split not in ("train", "val", "test"):
@@ -176,9 +171,11 @@ def get_data(batch_size: int = 128, test_batch_size: int = 1000, augment: Augmen
     train_idx, val_idx = split_indices(val_size)
     device, root = pick_device(device), ensure_mnist(root)
     n_train = FILES["train-labels-idx1-ubyte"][1] - val_size
-    pick = subset_indices(n_train, train_size, seed)
-    train_idx, n_train = _within(train_idx, pick), n_train if pick is None else len(pick)
-    eval_idx = _within(train_idx, subset_indices(n_train, TRAIN_EVAL_SIZE, SPLIT_SEED))
+    if (pick := subset_indices(n_train, train_size, seed)) is not None:
+        train_idx = pick if train_idx is None else train_idx[pick]
+    n_train = n_train if pick is None else len(pick)
+    eval_pick = subset_indices(n_train, TRAIN_EVAL_SIZE, SPLIT_SEED)
+    eval_idx = train_idx if eval_pick is None else eval_pick if train_idx is None else train_idx[eval_pick]
     n_test = FILES["t10k-labels-idx1-ubyte"][1]
     test_idx = subset_indices(n_test, test_size, seed)
 
