@@ -1,4 +1,5 @@
-"""Batched augmentation on the device: one random rotation + translation per image, one call for many images.
+"""Batched augmentation on the device: a random rotation, shift, scale and brightness/contrast per image, one
+call for many images.
 
 Each image gets its own angle and shift, but the warp is a single sampling grid + ``grid_sample``
 over the whole batch, so there is no per-image Python. Pixels that come in from outside the image are
@@ -14,21 +15,34 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class Augment:
-    """Random rotation in ±``degrees`` and translation up to ``translate`` × image size on each axis."""
+    """Random rotation in ±``degrees``, translation up to ``translate`` × image size on each axis, zoom by a
+    factor in 1 ± ``scale``, and brightness and contrast each by a factor in 1 ± ``jitter``."""
 
     degrees: float = 7.0
     translate: float = 0.0
+    scale: float = 0.0
+    jitter: float = 0.0
 
 
 def random_affine(x: torch.Tensor, augment: Augment, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Rotate and shift each image of a batch ``x`` (N, C, H, W), values in [0, 1], at random."""
+    """Rotate, shift, zoom and jitter each image of a batch ``x`` (N, C, H, W), values in [0, 1], at random.
+    Without ``scale`` and ``jitter`` it draws exactly what rotation and shift alone always drew."""
     n, _, h, w = x.shape
     rand = torch.rand(n, 3, device=x.device, generator=generator, dtype=x.dtype) * 2 - 1  # in [-1, 1)
     angle = rand[:, 0] * math.radians(augment.degrees)
     # grid_sample works in [-1, 1] coordinates, so a shift of t image widths is 2t there.
     shift = rand[:, 1:] * 2 * augment.translate
-    return F.grid_sample(x, rotation_grid(angle, shift, h, w), mode="bilinear", padding_mode="zeros",
-                         align_corners=False)
+    more = torch.rand(n, 3, device=x.device, generator=generator, dtype=x.dtype) * 2 - 1 \
+        if augment.scale or augment.jitter else torch.zeros(n, 3, device=x.device, dtype=x.dtype)
+    zoom = 1 + more[:, 0] * augment.scale  # > 1 enlarges the digit: each output pixel samples closer in
+    x = F.grid_sample(x, rotation_grid(angle, shift, h, w) / zoom[:, None, None, None], mode="bilinear",
+                      padding_mode="zeros", align_corners=False)
+    if not augment.jitter:
+        return x
+    brightness, contrast = (1 + more[:, 1:] * augment.jitter).unbind(1)
+    x = x * brightness[:, None, None, None]
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return ((x - mean) * contrast[:, None, None, None] + mean).clamp(0, 1)
 
 
 def rotation_grid(angle: torch.Tensor, shift: torch.Tensor, h: int, w: int) -> torch.Tensor:

@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=number(int, 0, 2**31 - 1), default=1, help="random seed, 0 or more (default: 1)")
     train.add_argument("--batch-size", type=number(int, 1, 60_000), help="batch size (default: the model's recipe)")
     train.add_argument("--lr", type=number(float, 0, 10), help="learning rate (default: the model's recipe)")
-    train.add_argument("--checkpoint", metavar="PATH", help="save the best-by-test-accuracy state_dict here")
+    train.add_argument("--checkpoint", metavar="PATH", help="save the last epoch's state_dict here")
     train.add_argument("--history", metavar="PATH", help="save the History as JSON here")
     train.add_argument("--dry-run", "--quick", action="store_true", dest="quick",
                        help="quick mode: 1 epoch on 2,000/1,000 images, a check that everything runs")
@@ -76,8 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--seeds", type=number(int, 1, 100), default=1, help="seeds 1..N (default: 1)")
     rep.add_argument("--resume", action="store_true",
                      help="reuse runs saved in runs/ that finished with the same recipe, data and mode")
-    rep.add_argument("--out", metavar="PATH", help="Markdown file (default: results/reproductions.md, or "
-                     "results/final_model.md for --models final; runs/quick/… in quick mode)")
+    rep.add_argument("--out", metavar="PATH", help="Markdown file (default: results/reproductions.md; for one "
+                     "model results/NAME.md, final: final_model.md; runs/quick/… in quick mode)")
     rep.add_argument("--quick", action="store_true", help="quick mode: 1 epoch on 2,000/1,000 images")
     grade = "grade a model file (RUNS ITS CODE: trusted files only); exit 0 pass, 1 a rule fails, 2 bad input"
     check = sub.add_parser("check", help=grade, description=grade)
@@ -156,7 +156,8 @@ def train_interrupted(history: History, checkpoint: Path | None, json_path: Path
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     quick = args.quick or quick_mode()
-    stem = "final_model" if args.models == ["final"] else "reproductions"
+    one = args.models[0] if len(args.models) == 1 else None
+    stem = "final_model" if one == "final" else one or "reproductions"
     out = Path(args.out or (f"runs/quick/{stem}.md" if quick else f"results/{stem}.md"))
     check_outputs({"--out": out}, quick)
     pick_device(args.device)

@@ -131,7 +131,12 @@ class MNISTData:
 
 def classic_transforms(augment: Augment | None = None) -> transforms.Compose:
     """The torchvision transform chain learners know, with the same augmentation as the device path."""
-    steps = [transforms.RandomAffine(augment.degrees, translate=(augment.translate,) * 2)] if augment else []
+    steps = []
+    if augment:
+        scale = (1 - augment.scale, 1 + augment.scale) if augment.scale else None
+        steps.append(transforms.RandomAffine(augment.degrees, translate=(augment.translate,) * 2, scale=scale))
+        if augment.jitter:
+            steps.append(transforms.ColorJitter(brightness=augment.jitter, contrast=augment.jitter))
     return transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))])
 
 

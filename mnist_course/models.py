@@ -50,10 +50,10 @@ class TransitionBlock(nn.Module):
 class GAPHead(nn.Module):
     """Global average pooling, then a 1×1 convolution to the 10 class scores: ``in_ch * 10`` weights."""
 
-    def __init__(self, in_ch: int, num_classes: int = 10) -> None:
+    def __init__(self, in_ch: int, num_classes: int = 10, bias: bool = False) -> None:
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.conv = nn.Conv2d(in_ch, num_classes, kernel_size=1, bias=False)
+        self.conv = nn.Conv2d(in_ch, num_classes, kernel_size=1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(self.pool(x)).flatten(1)
@@ -112,9 +112,30 @@ class Net(Classifier):
         self.layers = nn.Sequential(*layers)
 
 
+class PaddedNet(Classifier):
+    """The smallest networks' family: ``stages`` of padded 3×3 blocks (the size is kept), a 2×2 max-pool between
+    stages, a GAP head. ``bias``: convolutions and head with biases (redundant before BatchNorm)."""
+
+    def __init__(self, stages: tuple[tuple[int, ...], ...] = ((4, 4, 4), (8, 8, 8), (8, 8, 8)), dropout: float = 0.0,
+                 bias: bool = False) -> None:
+        super().__init__()
+        layers, channels = [], 1
+        for i, stage in enumerate(stages):
+            layers += [nn.MaxPool2d(2)] if i else []  # 28 → 14 → 7
+            for width in stage:
+                layers.append(ConvBlock(channels, width, padding=1, dropout=dropout, bias=bias))
+                channels = width
+        self.layers = nn.Sequential(*layers, GAPHead(channels, bias=bias))
+
+
 def final(dropout: float = 0.0) -> Net:
     """Step 6, the course's answer (7,952 parameters): wider blocks, BatchNorm and a GAP head."""
     return Net(front=(8, 16), back=(14, 14, 14, 14), bn=True, dropout=dropout, head="gap")
+
+
+def tiny() -> Net:
+    """Below the smallest public design (3,668 parameters): ``final``'s layout, narrower (notebook 08)."""
+    return Net(front=(6, 8), back=(9, 9, 9, 10), bn=True, head="gap")
 
 
 COURSE_MODELS = {  # name → (factory, one line for `python -m mnist_course models`)
@@ -124,4 +145,5 @@ COURSE_MODELS = {  # name → (factory, one line for `python -m mnist_course mod
     "dropout": (lambda: Net(bn=True, dropout=0.1), "step 4: + dropout 0.1"),
     "gap": (lambda: Net(bn=True, dropout=0.1, head="gap"), "step 5: + global average pooling head"),
     "final": (final, "step 6: the course's final model"),
+    "tiny": (tiny, "after the steps: under 3,762 parameters, with the 3,762 design's recipe (notebook 08)"),
 }

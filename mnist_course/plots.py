@@ -10,6 +10,8 @@ to be closed. Save one with ``fig.savefig("name.png")``. Digits are drawn with o
 from __future__ import annotations
 
 import io
+import math
+import statistics
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -22,7 +24,7 @@ from . import schedule, train
 from .history import SPLIT_NAMES, History
 from .report import TARGET
 
-__all__ = ["plot_confusion_matrix", "plot_histories", "plot_lr_schedule", "plot_misclassified", "run_color",
+__all__ = ["plot_confusion_matrix", "plot_frontier", "plot_histories", "plot_lr_schedule", "plot_misclassified", "run_color",
            "to_png"]
 
 DIGIT_CMAP = "gray_r"
@@ -169,4 +171,43 @@ def plot_lr_schedule(optimizer: torch.optim.Optimizer | tuple, scheduler: object
     ax.grid(alpha=0.3)
     summary = f"{len(lrs)} steps: max {max(lrs):.3g}, last {lrs[-1]:.3g}" if lrs else "no steps"
     ax.set_title(f"{title}: {summary}" if title else summary)
+    return fig
+
+
+FRONTIER_STYLE = {"course": ("s", "C1", "the course's models"), "published": ("o", "C0", "published designs, rebuilt"),
+                  "yours": ("*", "C3", "yours")}
+
+
+def plot_frontier(points: Sequence[Mapping], budget: int | None = None) -> Figure:
+    """Parameters (log scale) against the lowest test accuracy of the last three epochs: one marker per model
+    at the mean over its seeds, one standard deviation as a bar. ``points`` as in ``reference_runs/frontier.json``
+    (``name``, ``parameters``, ``min_last3``, ``seeds``, ``kind``: course, published or yours)."""
+    fig, (ax,) = _figure(1, 1, (8, 4.8))
+    shown = set()
+    means = [(p["parameters"], statistics.fmean(p["min_last3"])) for p in points]
+    for p, (x, mean) in zip(points, means):
+        values = p["min_last3"]
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        marker, color, label = FRONTIER_STYLE[p.get("kind", "course")]
+        ax.errorbar(x, mean, yerr=std or None, fmt=marker, color=color, capsize=3,
+                    markersize=14 if marker == "*" else 6, label=None if label in shown else label)
+        shown.add(label)
+        # the label goes above the marker if it is higher than its nearest neighbour (on the log axis), else below
+        near = min((m for m in means if m != (x, mean)), key=lambda m: abs(math.log(m[0] / x)), default=(x, mean))
+        ax.annotate(f"{p['name']} ({len(values)})", (x, mean), textcoords="offset points",
+                    xytext=(6, 5 if mean >= near[1] else -13), fontsize=9)
+    ax.axhline(TARGET, color="grey", linestyle="--", linewidth=1, label=f"target: {TARGET} %")
+    if budget:
+        ax.axvline(budget, color="grey", linestyle=":", linewidth=1, label=f"your budget: {budget:,} parameters")
+    counts = [p["parameters"] for p in points] + ([budget] if budget else [])
+    low, high = min(counts) / 1.3, max(counts) * 1.3
+    ax.set_xscale("log")
+    ax.set_xlim(low, high)
+    ticks = [t for t in (1_000, 2_000, 3_000, 4_000, 6_000, 8_000, 10_000, 15_000, 20_000) if low <= t <= high]
+    ax.set_xticks(ticks, [f"{t:,}" for t in ticks])
+    ax.minorticks_off()
+    ax.set(xlabel="parameters (log scale)", ylabel="test accuracy, min of the last 3 epochs (%)",
+           title="parameters vs accuracy (in brackets: seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="lower right")
     return fig

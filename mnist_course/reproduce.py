@@ -34,7 +34,8 @@ def run_recipe(name: str, recipe: Recipe, seed: int = 1, *, device: str = "auto"
     recipe = dataclasses.replace(recipe, epochs=QUICK_EPOCHS) if quick else recipe
     seed_everything(seed)
     model = build() if build is not None else get_model(name)
-    augment = Augment(recipe.degrees, recipe.translate) if recipe.degrees or recipe.translate else None
+    shape = (recipe.degrees, recipe.translate, recipe.scale, recipe.jitter)
+    augment = Augment(*shape) if any(shape) else None
     sizes = {"train_size": QUICK_TRAIN_SIZE, "test_size": QUICK_TEST_SIZE} if quick else {}
     data = get_data(batch_size=recipe.batch_size, augment=augment, device=device, seed=seed, root=root,
                     val_size=val_size, test=not val_size, **sizes)

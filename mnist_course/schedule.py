@@ -1,17 +1,31 @@
 """When a learning-rate scheduler steps: the one rule that ``fit`` follows and the LR plots simulate.
 
-OneCycleLR and CyclicLR step after every batch (a finished cycle keeps its lowest rate); ReduceLROnPlateau
-after every epoch, on a loss; every other scheduler after every epoch.
+OneCycleLR, CyclicLR and :class:`PiecewiseLinear` step after every batch (a finished cycle keeps its lowest
+rate); ReduceLROnPlateau after every epoch, on a loss; every other scheduler after every epoch.
 """
 
 import copy
 import warnings
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch.optim import lr_scheduler
 
-PER_BATCH = (lr_scheduler.OneCycleLR, lr_scheduler.CyclicLR)
+
+class PiecewiseLinear(lr_scheduler.LambdaLR):
+    """A learning rate written out as (epoch, rate) points, straight lines between them, stepped per batch:
+    ``PiecewiseLinear(opt, [0, 2, 8, 15], [0.05, 0.1, 0.01, 0], steps_per_epoch=469)``."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, epochs: Sequence[float], lrs: Sequence[float],
+                 steps_per_epoch: int) -> None:
+        if len(epochs) != len(lrs) or list(epochs) != sorted(epochs):
+            raise ValueError(f"need rising epochs, one rate each; got {list(epochs)} and {list(lrs)}")
+        base = optimizer.param_groups[0]["lr"]
+        super().__init__(optimizer, lambda step: float(np.interp(step / steps_per_epoch, epochs, lrs)) / base)
+
+
+PER_BATCH = (lr_scheduler.OneCycleLR, lr_scheduler.CyclicLR, PiecewiseLinear)
 
 
 def scheduler_step(scheduler: object, when: str, loss: float | None = None) -> None:

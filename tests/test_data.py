@@ -1,5 +1,6 @@
 """Where MNIST comes from, the two error messages, normalisation, both pipelines, augmentation."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,27 @@ def test_augmentation_keeps_shape_and_range_and_changes_the_image():
     assert torch.equal(out, again)
     identity = random_affine(x, Augment(degrees=0, translate=0), torch.Generator().manual_seed(0))
     assert torch.allclose(identity, x, atol=1e-5)
+
+
+def test_rotation_and_shift_alone_draw_what_they_always_drew():
+    x = mnist_files.load_mnist(train=False)[0][:16].unsqueeze(1).float() / 255
+    rand = torch.rand(16, 3, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    grid = rotation_grid(rand[:, 0] * math.radians(15), rand[:, 1:] * 2 * 0.1, 28, 28)
+    before = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    assert torch.equal(random_affine(x, Augment(15, 0.1), torch.Generator().manual_seed(3)), before)
+
+
+def test_zoom_and_jitter_change_size_brightness_and_contrast_within_range():
+    x = mnist_files.load_mnist(train=False)[0][:256].unsqueeze(1).float() / 255
+    zoomed = random_affine(x, Augment(0, 0, scale=0.09), torch.Generator().manual_seed(0))
+    ink = zoomed.sum((1, 2, 3)) / x.sum((1, 2, 3))  # ink grows with the area: (1 ± 0.09)² at most
+    assert 0.8 < ink.min() < 0.9 and 1.1 < ink.max() < 1.2
+    jittered = random_affine(x, Augment(0, 0, jitter=0.2), torch.Generator().manual_seed(0))
+    assert jittered.min() >= 0 and jittered.max() <= 1
+    peak = jittered.flatten(1).amax(1)
+    assert peak.min() < 0.9 and x.flatten(1).amax(1).min() > 0.99, "brightness lowers some digits' ink"
+    loader_chain = str(data.classic_transforms(Augment(7, 0.09, scale=0.09, jitter=0.2)))
+    assert "scale=(0.91, 1.09)" in loader_chain and "ColorJitter" in loader_chain
 
 
 def test_augmentation_only_touches_the_training_split():

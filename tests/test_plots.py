@@ -138,3 +138,17 @@ def test_plot_lr_schedule_of_a_cycle_shorter_than_the_run():
     lrs = list(plots.plot_lr_schedule(opt, sched, steps_per_epoch=10, epochs=3).axes[0].lines[0].get_ydata())
     assert max(lrs) == pytest.approx(0.1) and lrs[20:] == [lrs[19]] * 10  # the lowest rate is held
     assert not math.isclose(lrs[0], lrs[19])
+
+
+def test_plot_frontier_marks_each_model_at_its_mean_with_one_std_and_its_seed_count():
+    points = [{"name": "a", "parameters": 3_000, "min_last3": [99.0, 99.2], "seeds": [1, 2], "kind": "course"},
+              {"name": "b", "parameters": 9_000, "min_last3": [99.5], "seeds": [1], "kind": "published"}]
+    fig = plots.plot_frontier(points, budget=4_000)
+    ax = fig.axes[0]
+    markers = [line for line in ax.lines if line.get_marker() in ("s", "o")]
+    assert [(tuple(m.get_xdata()), tuple(m.get_ydata())) for m in markers] == [((3_000,), (99.1,)), ((9_000,), (99.5,))]
+    bars = [c for c in ax.collections if len(c.get_segments())]
+    assert len(bars) == 1 and bars[0].get_segments()[0][:, 1] == pytest.approx([99.1 - 0.1414, 99.1 + 0.1414], abs=1e-3)
+    assert [t.get_text() for t in ax.texts] == ["a (2)", "b (1)"]
+    assert {99.4} == {line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"}
+    assert ax.get_xscale() == "log" and fig._repr_png_()[:4] == b"\x89PNG"

@@ -224,7 +224,7 @@ def test_ctrl_c_during_reproduce_keeps_finished_runs_and_resume_finishes(tmp_pat
     assert result.returncode == 0, result.stderr
     assert "seed 1: reused runs/quick/gap-seed1.json" in result.stdout
     assert "seed 2: 1 epoch(s) (quick mode)" in result.stdout
-    table = (runs / "reproductions.md").read_text()
+    table = (runs / "gap.md").read_text()  # one model: its own file
     assert "(quick mode)" in table and "not results" in table
     assert "quick mode" in result.stdout.splitlines()[-1]
     assert not (tmp_path / "results").exists() and not leftovers(tmp_path)
@@ -287,7 +287,7 @@ def test_quick_reproduce_writes_under_runs_quick_only(main_in, tmp_path):
     code, err = main_in("reproduce", "--quick", "--models", "gap", run_recipe=recording_run([]))
     assert code == 0, err
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
-        "runs/quick/gap-seed1.json", "runs/quick/reproductions.md"]
+        "runs/quick/gap-seed1.json", "runs/quick/gap.md"]
     assert History.load(tmp_path / "runs" / "quick" / "gap-seed1.json").meta["quick"] is True
 
 
