@@ -79,7 +79,7 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "final+wd5e-4+lr0.05": (FINAL, {"weight_decay": 5e-4, "lr": 0.05}),
     "final+wd5e-4+cycle14": (FINAL, {"weight_decay": 5e-4, "hold_epochs": 1}),
     # issue #16, under 3,762 parameters: PaddedNet (a "stages" key) with the 3,762 design's recipe
-    "ref3762": ({"stages": ((4, 4, 4), (8, 8, 8), (8, 8, 8)), "dropout": 0.01, "bias": True}, {}),
+    "ref3762": (PAD | {"bias": True}, {}),
     "pad-444-888-888": (PAD, {}),
     "pad-444-888-88": ({"stages": ((4, 4, 4), (8, 8, 8), (8, 8)), "dropout": 0.01}, {}),
     "pad-44-888-88": ({"stages": ((4, 4), (8, 8, 8), (8, 8)), "dropout": 0.01}, {}),

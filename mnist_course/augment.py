@@ -32,11 +32,11 @@ def random_affine(x: torch.Tensor, augment: Augment, generator: torch.Generator 
     angle = rand[:, 0] * math.radians(augment.degrees)
     # grid_sample works in [-1, 1] coordinates, so a shift of t image widths is 2t there.
     shift = rand[:, 1:] * 2 * augment.translate
-    more = torch.rand(n, 3, device=x.device, generator=generator, dtype=x.dtype) * 2 - 1 \
-        if augment.scale or augment.jitter else torch.zeros(n, 3, device=x.device, dtype=x.dtype)
-    zoom = 1 + more[:, 0] * augment.scale  # > 1 enlarges the digit: each output pixel samples closer in
-    x = F.grid_sample(x, rotation_grid(angle, shift, h, w) / zoom[:, None, None, None], mode="bilinear",
-                      padding_mode="zeros", align_corners=False)
+    grid = rotation_grid(angle, shift, h, w)
+    if augment.scale or augment.jitter:  # drawn only when asked for: rotation and shift alone repeat as before
+        more = torch.rand(n, 3, device=x.device, generator=generator, dtype=x.dtype) * 2 - 1
+        grid = grid / (1 + more[:, 0] * augment.scale)[:, None, None, None]  # > 1 enlarges: samples closer in
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     if not augment.jitter:
         return x
     brightness, contrast = (1 + more[:, 1:] * augment.jitter).unbind(1)
