@@ -20,6 +20,8 @@ from torch import nn
 from torch.optim import lr_scheduler
 from torchvision.utils import make_grid
 
+from mnist_course_jupyter import MARK
+
 from .data import to_model_input
 from .errors import CourseError
 from .history import SPLIT_NAMES, History
@@ -51,7 +53,8 @@ def _set_range(slider: widgets.IntSlider, top: int, value: int) -> None:
 class App:
     """``.widget``: an Image of ``.figure`` (from ``draw(app)``; on top, so it never moves), a wrapping
     ``row`` of ``.controls`` (name → widget) and an HTML ``status``. New control values and ``app(history,
-    model)`` (a ``fit`` callback) redraw. Displayed, it adds a PNG for where no widget state is saved."""
+    model)`` (a ``fit`` callback) redraw. Displayed, it adds a PNG, marked so that a saved notebook keeps only
+    the PNG (``mnist_course_jupyter``)."""
 
     def __init__(self, controls: dict, draw: Callable[[App], Figure]):
         self.controls, self._draw, self._drawing, self.history, self._id = controls, draw, False, None, None
@@ -84,10 +87,10 @@ class App:
 
     def _store(self, *_result: object) -> None:  # the PNG shows the last curves; the view is drawn anew
         get_ipython().events.unregister("post_run_cell", self._store)
-        update_display(self._repr_mimebundle_(), raw=True, display_id=self._id)
+        update_display(self._repr_mimebundle_(), raw=True, metadata=MARK, display_id=self._id)
 
     def _ipython_display_(self) -> None:  # one output; ``self._id``: its display id, the same each time
-        self._id = display(self._repr_mimebundle_(), raw=True, display_id=self._id or True).display_id
+        self._id = display(self._repr_mimebundle_(), raw=True, metadata=MARK, display_id=self._id or True).display_id
 
     def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict:
         view = {"version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}

@@ -5,8 +5,8 @@ widgets and plots depend on: ipywidgets 7.7.1, IPython 7.34.0, ipykernel 6.17.1,
 3.10.0, notebook 6.5.7, torch 2.11.0 and torchvision 0.26.0; everything else comes from the main venv
 through a ``.pth`` file placed after the environment's own site-packages. In it, pytest runs the unit tests
 of the widgets, plots, receptive fields and histories; then ``tests/browser/run_notebook.py`` executes the
-notebook ``tests/browser/explorers.ipynb`` in quick mode (every explorer, on real MNIST, with ``fit`` and
-its progress bar) with nbclient, as nbval does, and checks what it stores.
+course notebooks that hold explorers (01, 04 and 05: every explorer, on real MNIST, with ``fit``) in quick
+mode with nbclient, as nbval does, and checks what they store.
 Not covered: Python 3.13 (Colab's; these machines have 3.11), Colab's own widget manager and front end.
 Without the environment (no network to build it) the test skips on a workstation and fails under CI.
 """
@@ -51,10 +51,12 @@ def test_smoke_suite_under_colab_versions(colab_python):
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
 
 
-def test_explorer_notebook_under_colab_versions(colab_python):
-    """Every explorer on real MNIST with ``fit`` (quick mode), executed by nbclient with an IPython 7.34
-    kernel; the dashboard's stored PNG must be its final curves (its display is updated after the cell)."""
-    done = _run(colab_python, "tests/browser/run_notebook.py", "tests/browser/explorers.ipynb")
+def test_course_notebooks_with_explorers_under_colab_versions(colab_python):
+    """Notebooks 01, 04 and 05 (every explorer, with ``fit``, quick mode), executed by nbclient with an
+    IPython 7.34 kernel; the dashboard's stored PNG must be its final curves (its display is updated after
+    the cell)."""
+    done = _run(colab_python, "tests/browser/run_notebook.py", "notebooks/01_baseline.ipynb",
+                "notebooks/04_gap.ipynb", "notebooks/05_scheduler_and_augmentation.ipynb")
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
 
 

@@ -297,3 +297,29 @@ def test_errors_name_the_problem(images):
         widgets.feature_browser(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), images)
     with pytest.raises(CourseError, match="no Conv2d or pooling"):
         widgets.rf_explorer(nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), images)
+
+
+def test_a_saved_notebook_keeps_each_explorer_as_its_picture():
+    """The save hook (``mnist_course_jupyter``) drops the widget view of an explorer's output, marked as such,
+    and leaves every other output alone; an explorer's display carries the mark."""
+    from mnist_course_jupyter import MARK, keep_pictures
+
+    view = "application/vnd.jupyter.widget-view+json"
+    picture = {"image/png": "iVBORw0KGgo=", "text/plain": "<an interactive figure>"}
+    explorer = {"output_type": "display_data", "data": {view: {"model_id": "a"}, **picture}, "metadata": MARK}
+    other = {"output_type": "display_data", "data": {view: {"model_id": "b"}, **picture}, "metadata": {}}
+    no_png = {"output_type": "display_data", "data": {view: {"model_id": "c"}}, "metadata": MARK}
+    cells = [{"cell_type": "code", "outputs": [explorer, other, no_png]}, {"cell_type": "markdown"}]
+    keep_pictures({"type": "notebook", "content": {"cells": cells}}, path="a.ipynb", contents_manager=None)
+    assert explorer["data"] == picture
+    assert view in other["data"] and view in no_png["data"]
+    keep_pictures({"type": "file", "content": "text"}, path="a.txt")  # not a notebook: nothing to do
+
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    InteractiveShell.instance()
+    with capture_output() as shown:
+        widgets.lr_schedule_explorer()._ipython_display_()
+    (output,) = shown.outputs
+    assert output.metadata == MARK and set(output.data) == {view, *picture}

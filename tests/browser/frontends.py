@@ -34,7 +34,8 @@ class FrontEnd:
     output: str  # one output of a cell
     stderr: str  # a stderr output
     idle: str  # shown while the kernel is idle
-    url: str  # the notebook's page, from the notebook's name
+    url: str  # the notebook's page, from the notebook's name (JupyterLab: in a new workspace, no other tab)
+    prompt: str  # a code cell's prompt: "[12]:" (JupyterLab) or "In [12]:" once it has run
 
     def command(self, bin_dir: Path, port: int, token: str, root: Path, kernels: bool = True) -> list[str]:
         no_kernel = [] if kernels else ["--KernelSpecManager.allowed_kernelspecs=no-such-kernel"]
@@ -48,9 +49,9 @@ class FrontEnd:
 
 JUPYTERLAB = FrontEnd("jupyterlab", ".jp-Notebook .jp-Cell", ".jp-OutputArea-output",
                       '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]',
-                      "text=Python 3 (ipykernel) | Idle", "lab/tree/{name}")
+                      "text=Python 3 (ipykernel) | Idle", "lab/tree/{name}?reset", ".jp-InputArea-prompt")
 CLASSIC = FrontEnd("classic", "#notebook-container .cell", ".output_subarea", ".output_stderr",
-                   "#kernel_indicator_icon.kernel_idle_icon", "notebooks/{name}")
+                   "#kernel_indicator_icon.kernel_idle_icon", "notebooks/{name}", ".input_prompt")
 
 
 def free_port() -> int:
