@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
 import envs
 from frontends import (
     CLASSIC,
+    EXPLORER_NOTEBOOKS,
     JUPYTERLAB,
     FrontEnd,
     body_errors,
@@ -52,8 +53,6 @@ from frontends import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-NOTEBOOKS = [REPO / "notebooks" / name for name in
-             ("01_baseline.ipynb", "04_gap.ipynb", "05_scheduler_and_augmentation.ipynb")]
 EXPLORERS = ("feature_browser", "rf_explorer", "lr_schedule_explorer", "live_dashboard", "run_comparison")
 SCREENSHOTS = REPO / "test-output" / "browser"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -86,7 +85,7 @@ def _explorers(notebook: dict) -> dict[int, str]:
 
 
 def test_the_course_notebooks_show_every_explorer():
-    shown = [name for path in NOTEBOOKS for name in _explorers(json.loads(path.read_text())).values()]
+    shown = [name for path in EXPLORER_NOTEBOOKS for name in _explorers(json.loads(path.read_text())).values()]
     assert sorted(shown) == sorted(EXPLORERS)
 
 
@@ -111,7 +110,7 @@ def _drive(fe: FrontEnd, bin_dir: Path, tmp_path: Path) -> None:
     root.mkdir()
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    for path in NOTEBOOKS:
+    for path in EXPLORER_NOTEBOOKS:
         shutil.copy(path, root / path.name)
     # The save hook's config files as the package installs them into etc/jupyter (pyproject's data-files).
     env = jupyter_env(tmp_path, MNIST_COURSE_SMOKE="1", JUPYTER_CONFIG_PATH=str(REPO / "jupyter-config"))
@@ -125,24 +124,24 @@ def _drive(fe: FrontEnd, bin_dir: Path, tmp_path: Path) -> None:
             first = {}
             port, token = free_port(), new_token()
             with serve(fe.command(bin_dir, port, token, root), env, log, port, token):
-                for path in NOTEBOOKS:
+                for path in EXPLORER_NOTEBOOKS:
                     page, errors = _page(browser, fe, port, token, path.name)
                     apps = _explorers(json.loads(path.read_text()))
                     _run_all(fe, page)
                     first[path.name] = _check_live(fe, page, errors, apps, out / path.stem)
                     _save(fe, page, root / path.name)
                     page.close()
-            saved = {path.name: json.loads((root / path.name).read_text()) for path in NOTEBOOKS}
+            saved = {path.name: json.loads((root / path.name).read_text()) for path in EXPLORER_NOTEBOOKS}
             for name, notebook in saved.items():
                 _check_saved(notebook, first[name])
             for reopen, kernels in (("new-kernel", True), ("no-kernel", False)):
                 port, token = free_port(), new_token()
                 with serve(fe.command(bin_dir, port, token, root, kernels=kernels), env, log, port, token):
-                    for path in NOTEBOOKS:
+                    for path in EXPLORER_NOTEBOOKS:
                         page, errors = _page(browser, fe, port, token, path.name)
                         _check_reopened(fe, page, saved[path.name], out / f"{path.stem}-4-{reopen}", kernels, errors)
                         page.close()
-            for path in NOTEBOOKS:
+            for path in EXPLORER_NOTEBOOKS:
                 _check_static(browser, saved[path.name], js, out / f"{path.stem}-5-saved")
                 _check_static(browser, json.loads(path.read_text()), js, out / f"{path.stem}-5-committed")
         finally:

@@ -21,6 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
 import envs
+from frontends import EXPLORER_NOTEBOOKS
 
 REPO = Path(__file__).resolve().parent.parent
 COLAB = {"ipywidgets": "7.7.1", "IPython": "7.34.0", "ipykernel": "6.17.1", "tqdm": "4.67.1",
@@ -55,8 +56,7 @@ def test_course_notebooks_with_explorers_under_colab_versions(colab_python):
     """Notebooks 01, 04 and 05 (every explorer, with ``fit``, quick mode), executed by nbclient with an
     IPython 7.34 kernel; the dashboard's stored PNG must be its final curves (its display is updated after
     the cell)."""
-    done = _run(colab_python, "tests/browser/run_notebook.py", "notebooks/01_baseline.ipynb",
-                "notebooks/04_gap.ipynb", "notebooks/05_scheduler_and_augmentation.ipynb")
+    done = _run(colab_python, "tests/browser/run_notebook.py", *map(str, EXPLORER_NOTEBOOKS))
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
 
 

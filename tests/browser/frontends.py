@@ -22,6 +22,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+# The course notebooks that hold explorers: between them, every explorer (the browser and Colab-pins tests run them).
+REPO = Path(__file__).resolve().parents[2]
+EXPLORER_NOTEBOOKS = [REPO / "notebooks" / name for name in
+                      ("01_baseline.ipynb", "04_gap.ipynb", "05_scheduler_and_augmentation.ipynb")]
+
 # Text that must never be on the page: widget errors of ipywidgets 8 and 7, and Python errors.
 ERROR_TEXT = ("Error displaying widget", "Error rendering Jupyter widget", "could not be displayed",
               "model not found", "missing widget manager", "Traceback", "is not a function")
