@@ -323,3 +323,18 @@ def test_a_saved_notebook_keeps_each_explorer_as_its_picture():
         widgets.lr_schedule_explorer()._ipython_display_()
     (output,) = shown.outputs
     assert output.metadata == MARK and set(output.data) == {view, *picture}
+
+
+def test_the_classic_notebook_hook_runs_after_keeping_pictures_and_keeps_another_hook():
+    """The classic Notebook 6 has one pre-save hook: the extension chains to one already set."""
+    from types import SimpleNamespace
+
+    from mnist_course_jupyter import MARK, load_jupyter_server_extension
+
+    view, seen = "application/vnd.jupyter.widget-view+json", []
+    app = SimpleNamespace(contents_manager=SimpleNamespace(pre_save_hook=lambda model, **kw: seen.append(kw)))
+    load_jupyter_server_extension(app)
+    output = {"data": {view: {}, "image/png": "iVBORw0KGgo="}, "metadata": MARK}
+    model = {"type": "notebook", "content": {"cells": [{"cell_type": "code", "outputs": [output]}]}}
+    app.contents_manager.pre_save_hook(model=model, path="a.ipynb", contents_manager=None)
+    assert set(output["data"]) == {"image/png"} and seen == [{"path": "a.ipynb", "contents_manager": None}]
