@@ -1,20 +1,20 @@
 """A Jupyter server extension: a saved notebook keeps each explorer as its picture.
 
-An explorer's output holds a widget view, a text line and a PNG. Saved as it is, the view wins when the file
-is re-opened, but its widget lives only in the kernel that drew it: JupyterLab 4 shows "Loading widget..."
-without a kernel and "Error displaying widget: model not found" with a new one; the classic Notebook an
-error box. Before each save this drops the view from outputs marked ``{"mnist_course": "explorer"}``, so the
-file shows the PNG everywhere; the open page keeps its live widget. Kept apart from ``mnist_course`` so that
-the server does not import torch. ``pip install`` enables it (``etc/jupyter``, for jupyter_server and the
-classic Notebook).
+An explorer's output holds a widget view, a text line and a PNG. Saved as it is, the view wins on re-opening,
+but its widget lives only in the kernel that drew it: "Loading widget..." or an error box. Before each save,
+this drops the view from outputs marked with ``MARK``; the open page keeps its live widget. Outside the package:
+the server must not import torch. Enabled by config files in ``etc/jupyter`` (from ``pip install .``, or README).
 """
-
-from __future__ import annotations
 
 from typing import Any
 
 VIEW = "application/vnd.jupyter.widget-view+json"
 MARK = {"mnist_course": "explorer"}
+
+
+def is_explorer(output: dict) -> bool:
+    """Whether a notebook output carries an explorer's mark."""
+    return output.get("metadata", {}).get("mnist_course") == MARK["mnist_course"]
 
 
 def keep_pictures(model: dict, **_kwargs: Any) -> None:
@@ -23,8 +23,8 @@ def keep_pictures(model: dict, **_kwargs: Any) -> None:
         return
     for cell in model["content"].get("cells", []):
         for output in cell.get("outputs", []):
-            data, meta = output.get("data", {}), output.get("metadata", {})
-            if VIEW in data and "image/png" in data and meta.get("mnist_course") == MARK["mnist_course"]:
+            data = output.get("data", {})
+            if VIEW in data and "image/png" in data and is_explorer(output):
                 del data[VIEW]
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from torch.optim import lr_scheduler
 from torchvision.utils import make_grid
 
-from mnist_course_jupyter import MARK
+from mnist_course_jupyter import MARK, VIEW
 
 from .data import to_model_input
 from .errors import CourseError
@@ -94,7 +94,7 @@ class App:
 
     def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict:
         view = {"version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}
-        return {"application/vnd.jupyter.widget-view+json": view, "text/plain": "<an interactive figure>",
+        return {VIEW: view, "text/plain": "<an interactive figure>",
                 "image/png": base64.b64encode(self.image.value).decode("ascii")}
 
 

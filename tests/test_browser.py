@@ -52,11 +52,12 @@ from frontends import (
     static_html,
 )
 
+from mnist_course_jupyter import VIEW, is_explorer
+
 REPO = Path(__file__).resolve().parent.parent
 EXPLORERS = ("feature_browser", "rf_explorer", "lr_schedule_explorer", "live_dashboard", "run_comparison")
 SCREENSHOTS = REPO / "test-output" / "browser"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-VIEW = "application/vnd.jupyter.widget-view+json"
 BADGE = '<svg xmlns="http://www.w3.org/2000/svg" width="117" height="20"><rect width="117" height="20"/></svg>'
 
 
@@ -312,12 +313,11 @@ def _save(fe: FrontEnd, page, saved: Path) -> None:
 def _marked(notebook: dict) -> list[int]:
     """The cells with an explorer's output, marked for the save hook."""
     return [i for i, cell in enumerate(notebook["cells"])
-            if any(o.get("metadata", {}).get("mnist_course") == "explorer" for o in cell.get("outputs", []))]
+            if any(is_explorer(o) for o in cell.get("outputs", []))]
 
 
 def _png(notebook: dict, index: int) -> str:
-    (output,) = [o for o in notebook["cells"][index]["outputs"] if "image/png" in o.get("data", {})
-                 and o.get("metadata", {}).get("mnist_course") == "explorer"]
+    (output,) = [o for o in notebook["cells"][index]["outputs"] if "image/png" in o.get("data", {}) and is_explorer(o)]
     return output["data"]["image/png"]
 
 
@@ -360,7 +360,7 @@ def _check_static(browser, notebook: dict, js: dict, out: Path) -> None:
     pngs = [img.get_attribute("src") for img in page.locator(".jp-OutputArea-output img").all()]
     for i, cell in enumerate(notebook["cells"]):
         for output in cell.get("outputs", []):
-            if VIEW in output.get("data", {}) or output.get("metadata", {}).get("mnist_course"):
+            if VIEW in output.get("data", {}) or is_explorer(output):
                 assert f"data:image/png;base64,{output['data']['image/png']}" in pngs, f"cell {i}"
     page.screenshot(path=str(out.with_suffix(".png")), full_page=True)
     assert not body_errors(page), page.locator("body").inner_text()[-3000:]

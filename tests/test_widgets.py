@@ -303,8 +303,8 @@ def test_a_saved_notebook_keeps_each_explorer_as_its_picture():
     """The save hook (``mnist_course_jupyter``) drops the widget view of an explorer's output, marked as such,
     and leaves every other output alone; an explorer's display carries the mark."""
     from mnist_course_jupyter import MARK, keep_pictures
+    from mnist_course_jupyter import VIEW as view
 
-    view = "application/vnd.jupyter.widget-view+json"
     picture = {"image/png": "iVBORw0KGgo=", "text/plain": "<an interactive figure>"}
     explorer = {"output_type": "display_data", "data": {view: {"model_id": "a"}, **picture}, "metadata": MARK}
     other = {"output_type": "display_data", "data": {view: {"model_id": "b"}, **picture}, "metadata": {}}
@@ -329,12 +329,12 @@ def test_the_classic_notebook_hook_runs_after_keeping_pictures_and_keeps_another
     """The classic Notebook 6 has one pre-save hook: the extension chains to one already set."""
     from types import SimpleNamespace
 
-    from mnist_course_jupyter import MARK, load_jupyter_server_extension
+    from mnist_course_jupyter import MARK, VIEW, load_jupyter_server_extension
 
-    view, seen = "application/vnd.jupyter.widget-view+json", []
+    seen = []
     app = SimpleNamespace(contents_manager=SimpleNamespace(pre_save_hook=lambda model, **kw: seen.append(kw)))
     load_jupyter_server_extension(app)
-    output = {"data": {view: {}, "image/png": "iVBORw0KGgo="}, "metadata": MARK}
+    output = {"data": {VIEW: {}, "image/png": "iVBORw0KGgo="}, "metadata": MARK}
     model = {"type": "notebook", "content": {"cells": [{"cell_type": "code", "outputs": [output]}]}}
     app.contents_manager.pre_save_hook(model=model, path="a.ipynb", contents_manager=None)
     assert set(output["data"]) == {"image/png"} and seen == [{"path": "a.ipynb", "contents_manager": None}]

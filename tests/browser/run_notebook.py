@@ -22,9 +22,9 @@ import nbformat
 import torch
 from nbclient import NotebookClient
 
-from mnist_course_jupyter import MARK, keep_pictures
+from mnist_course_jupyter import MARK, VIEW, keep_pictures
 
-VIEW, STATE = "application/vnd.jupyter.widget-view+json", "application/vnd.jupyter.widget-state+json"
+STATE = "application/vnd.jupyter.widget-state+json"
 
 
 def run(path: Path) -> None:
