@@ -1,7 +1,6 @@
-"""Receptive fields: the theoretical table of a real model, and the effective field from gradients.
+"""Receptive fields: the exact table of a model's layers, and the effective field from input gradients.
 
-:func:`receptive_field_table` traces the leaf modules as one chain (functional ops are invisible, branches
-are not merged) and applies per axis (Dumoulin & Visin 2016; a global pool is a kernel as large as the map)::
+Per axis and layer (Dumoulin & Visin 2016; a global pool is a kernel as large as the map)::
 
     k_eff = dilation * (kernel - 1) + 1
     jump  = jump_in * stride                      # input pixels between neighbouring units
@@ -55,7 +54,6 @@ class RFRow:
     jump: int | Pair
     rf: int | Pair
     start: float | tuple[float, float]
-    channels: int | None = None
     spatial: bool = True
     note: str = ""
 
@@ -67,11 +65,12 @@ class RFRow:
         return (ch - (rh - 1) / 2, cw - (rw - 1) / 2, ch + (rh - 1) / 2, cw + (rw - 1) / 2)
 
 
+@dataclass(eq=False)  # compared and hashed by identity, as any object
 class RFTable(Sequence):
     """The rows of :func:`receptive_field_table`; prints as an aligned text table, shows as HTML."""
 
-    def __init__(self, rows: list[RFRow], input_size: tuple[int, ...]):
-        self.rows, self.input_size = rows, tuple(input_size)
+    rows: list[RFRow]
+    input_size: tuple[int, ...]
 
     @property
     def final_rf(self) -> int | Pair:
@@ -111,24 +110,24 @@ class RFTable(Sequence):
                 f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
 
 
-def _window(layer: nn.Module, size_in: Pair, out_size: Pair) -> tuple[tuple, str]:
-    """Conv2d, Max/AvgPool2d: their kernel, stride, padding, dilation; a pool over the whole map is global."""
-    kernel, dilation, padding = _pair(layer.kernel_size), _pair(getattr(layer, "dilation", 1)), layer.padding
+def _window(layer: nn.Module, size_in: Pair, out_size: Pair) -> tuple[tuple | None, str]:
+    """(kernel, stride, padding, dilation) pairs of a Conv2d or a pool, and a note; None for other layers."""
+    if isinstance(layer, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        axes = list(zip(size_in, out_size))  # the windows are exact only when the sizes divide evenly
+        kernel = tuple(max(math.ceil((i + 1) * n / o) - (i * n) // o for i in range(o)) for n, o in axes)
+        geometry = (kernel, tuple(n // o for n, o in axes), (0, 0), (1, 1))
+        note = "approximate: uneven adaptive windows" if any(n % o for n, o in axes) else ""
+    elif isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+        kernel, dilation = _pair(layer.kernel_size), _pair(getattr(layer, "dilation", 1))
+        same = tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))  # Conv2d(padding="same")
+        padding = same if layer.padding == "same" else 0 if layer.padding == "valid" else layer.padding
+        geometry, note = (kernel, _pair(layer.stride), _pair(padding), dilation), ""
+    else:
+        return None, ""
     is_pool = not isinstance(layer, nn.Conv2d)
-    if is_pool and out_size == (1, 1) and all(k >= n for k, n in zip(kernel, size_in)):
+    if is_pool and out_size == (1, 1) and all(k >= n for k, n in zip(geometry[0], size_in)):
         return (size_in, *_GLOBAL), "global pool"
-    same = tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))  # Conv2d(padding="same")
-    padding = same if padding == "same" else 0 if padding == "valid" else padding
-    return (kernel, _pair(layer.stride), _pair(padding), dilation), ""
-
-
-def _adaptive(size_in: Pair, out_size: Pair) -> tuple[tuple, str]:
-    if out_size == (1, 1):
-        return (size_in, *_GLOBAL), "global pool"
-    axes = list(zip(size_in, out_size))  # the windows are exact only when the sizes divide evenly
-    kernel = tuple(max(math.ceil((i + 1) * n / o) - (i * n) // o for i in range(o)) for n, o in axes)
-    note = "approximate: uneven adaptive windows" if any(n % o for n, o in axes) else ""
-    return (kernel, tuple(n // o for n, o in axes), (0, 0), (1, 1)), note
+    return geometry, note
 
 
 def _rows(calls: list[tuple], size: Pair) -> Iterator[RFRow]:
@@ -142,15 +141,11 @@ def _rows(calls: list[tuple], size: Pair) -> Iterator[RFRow]:
             warnings.warn(f"the spatial size changed from {size} to {size_in} between {prev!r} and {name!r}: "
                           "functional ops (F.max_pool2d? F.interpolate?) are invisible to hooks, so the "
                           "table is wrong from here on; use nn.MaxPool2d modules instead", stacklevel=3)
-        geometry, note = None, ""  # layers that keep the size keep the geometry
-        if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
-            geometry, note = _window(module, size_in, out_size)
-        elif isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
-            geometry, note = _adaptive(size_in, out_size)
-        elif isinstance(module, nn.Linear) and len(x) == 2 and flat_from not in (None, (1, 1)):
+        geometry, note = _window(module, size_in, out_size)  # None: the layer keeps the geometry
+        if isinstance(module, nn.Linear) and len(x) == 2 and flat_from not in (None, (1, 1)):
             geometry = (flat_from, *_GLOBAL)
             note, flat_from = "global: sees the whole flattened {}×{} map".format(*flat_from), (1, 1)
-        elif spatial and out_size != size_in:
+        elif geometry is None and spatial and out_size != size_in:
             raise NotImplementedError(f"{name!r} ({type(module).__name__}) changes the size from {size_in} "
                                       f"to {out_size}; only Conv2d, Max/AvgPool2d and adaptive pools can")
         for a, (k, s, p, d) in enumerate(zip(*geometry or ())):
@@ -160,8 +155,7 @@ def _rows(calls: list[tuple], size: Pair) -> Iterator[RFRow]:
             flat_from = size_in  # e.g. Flatten: the next Linear sees this whole map
         size, prev = out_size if spatial else size, name
         yield RFRow(name, type(module).__name__, *(map(_squash, geometry) if geometry else [None] * 4),
-                    size if spatial else flat_from or size, *(_squash(v) for v in zip(*axes)),
-                    out.shape[1] if out.dim() >= 2 else None, spatial, note)
+                    size if spatial else flat_from or size, *(_squash(v) for v in zip(*axes)), spatial, note)
 
 
 def like_model(model: nn.Module, x: torch.Tensor) -> torch.Tensor:  # on the model's device, in its dtype
@@ -170,21 +164,21 @@ def like_model(model: nn.Module, x: torch.Tensor) -> torch.Tensor:  # on the mod
 
 
 def receptive_field_table(model: nn.Module, input_size: tuple[int, ...] = (1, 28, 28)) -> RFTable:
-    """Trace ``model`` on zeros of ``input_size`` (C, H, W): a row per leaf-layer call. Modes are kept."""
-    calls, leaves = [], [(n, m) for n, m in model.named_modules() if not list(m.children())] or [("", model)]
+    """Trace ``model`` on zeros of ``input_size`` (C, H, W): a row per leaf-layer call, as one chain
+    (functional ops are invisible, branches are not merged). Train/eval modes are kept."""
+    calls, leaves = [], [(n, m) for n, m in model.named_modules() if not list(m.children())]
     with ExitStack() as hooks, torch.no_grad():
         for n, m in leaves:
             hooks.enter_context(m.register_forward_hook(lambda m, i, o, n=n: calls.append((n, m, i, o))))
         layer_output(model, "", like_model(model, torch.zeros((1, *input_size))))  # "": the whole model
     calls = [c for c in calls if isinstance(c[3], torch.Tensor)]
-    return RFTable(list(_rows(calls, tuple(input_size[-2:]))), input_size)
+    return RFTable(list(_rows(calls, tuple(input_size[-2:]))), tuple(input_size))
 
 
 def effective_receptive_field(model: nn.Module, layer_name: str, images: torch.Tensor,
                               position: tuple[int, int] | None = None) -> torch.Tensor:
-    """|d(unit)/d(input)| averaged over ``images`` (uint8, or normalised float) → (H, W) CPU tensor.
-
-    The unit is the channel sum of the layer's output at ``position`` (row, col; default: the centre), as in
+    """|d(unit)/d(input)| averaged over ``images`` (uint8, or normalised float) → (H, W) CPU tensor; the
+    unit is the channel sum of the layer's output at ``position`` (row, col; default: the centre), as in
     Luo et al. (2016), "Understanding the effective receptive field"."""
     x = like_model(model, to_model_input(images)).detach().clone().requires_grad_(True)
     with torch.enable_grad():

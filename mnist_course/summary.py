@@ -17,8 +17,7 @@ def count_parameters(model: nn.Module) -> int:
 
 def summary_text(model: nn.Module, input_size: tuple[int, ...] = (1, 28, 28)) -> str:
     """torchsummary's table as a string, computed on a CPU copy so it works on any machine."""
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
+    with contextlib.redirect_stdout(io.StringIO()) as buffer:
         _torchsummary(copy.deepcopy(model).cpu(), input_size, device="cpu")
     return buffer.getvalue()
 
@@ -32,5 +31,6 @@ def check_budget(model: nn.Module, max_params: int = 20_000) -> int:
     """The parameter count; :class:`CourseError` unless it is below ``max_params``."""
     n = count_parameters(model)
     if n >= max_params:
-        raise CourseError(f"{type(model).__name__} has {n:,} parameters; the budget is fewer than {max_params:,}")
+        raise CourseError(f"{type(model).__name__} has {n:,} parameters; "
+                          f"the budget is fewer than {max_params:,}")
     return n
