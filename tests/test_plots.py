@@ -44,7 +44,7 @@ def _history(name: str, epochs: int, offset: float = 0.0) -> History:
 def test_figures_show_as_png_in_any_notebook():
     fig = plots.plot_histories(_history("a", 2))
     assert isinstance(fig, Figure) and fig._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert plots.to_png(fig, dpi=50)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert fig.png(dpi=50)[16:24] == (500).to_bytes(4, "big") + (325).to_bytes(4, "big")  # figsize × dpi
     gone = ("plot_history", "plot_kernels", "plot_feature_maps", "predict", "layer_output", "lr_schedule")
     assert [name for name in gone if hasattr(plots, name)] == [], "these should have moved or gone"
 
@@ -57,7 +57,7 @@ def test_plot_histories_of_one_run_is_titled_by_its_name():
     assert all(ax.get_legend() is None for ax in fig.axes)
     assert list(fig.axes[3].lines[0].get_ydata()) == [91, 92, 93, 94, 95]
     assert list(fig.axes[0].lines[0].get_xdata()) == [1, 2, 3, 4, 5]
-    assert tuple(fig.get_size_inches()) == plots.HISTORY_SIZE
+    assert tuple(fig.get_size_inches()) == (10, 6.5)
 
 
 def test_plot_histories_overlays_lists_and_dicts_with_one_colour_per_name():
@@ -73,7 +73,7 @@ def test_plot_histories_overlays_lists_and_dicts_with_one_colour_per_name():
             "c": colours["c"], "a": colours["a"]}
     assert plots.run_color("new") not in colours.values()
     assert [len(ax.lines) for ax in plots.plot_histories({}).axes] == [0, 0, 0, 0]
-    assert tuple(plots.plot_histories([]).get_size_inches()) == plots.HISTORY_SIZE  # live plots rely on it
+    assert tuple(plots.plot_histories([]).get_size_inches()) == (10, 6.5)  # live plots rely on it
 
 
 def test_plot_misclassified_titles_true_and_predicted(tiny_net, test_set):
@@ -81,7 +81,7 @@ def test_plot_misclassified_titles_true_and_predicted(tiny_net, test_set):
     preds = predict(tiny_net, images)
     wrong = (preds != labels).nonzero().flatten().tolist()
     assert len(wrong) > 8
-    fig = plots.plot_misclassified(tiny_net, images, labels, n=8, ncols=4)
+    fig = plots.plot_misclassified(tiny_net, images, labels, n=8)
     shown = [ax for ax in fig.axes if ax.images]
     assert len(shown) == 8 and len(fig.axes) == 8
     assert [ax.get_title() for ax in shown] == [f"{labels[i].item()} → {preds[i].item()}" for i in wrong[:8]]
@@ -120,15 +120,14 @@ def test_plot_lr_schedule_draws_schedule_lr_schedule(kind):
              "plateau": lambda: lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0),
              "none": lambda: None}[kind]()
     before = (opt.param_groups[0]["lr"], sched.state_dict() if sched else None)
-    expected = lr_schedule(opt, sched, 5, 4, losses=[1.0, 0.9, 0.9, 0.9])
-    fig = plots.plot_lr_schedule(opt, sched, steps_per_epoch=5, epochs=4, losses=[1.0, 0.9, 0.9, 0.9],
-                                 title=kind)
+    expected = lr_schedule(opt, sched, 5, 4)
+    fig = plots.plot_lr_schedule(opt, sched, steps_per_epoch=5, epochs=4, title=kind)
     (line,) = fig.axes[0].lines
     assert list(line.get_ydata()) == pytest.approx(expected) and len(expected) == 20
     assert list(line.get_xdata()) == pytest.approx([i / 5 for i in range(20)])  # x in epochs
     assert fig.axes[0].get_title().startswith(f"{kind}: 20 steps")
     assert (opt.param_groups[0]["lr"], sched.state_dict() if sched else None) == before
-    fig = plots.plot_lr_schedule((opt, sched), steps_per_epoch=5, epochs=4, losses=[1.0, 0.9, 0.9, 0.9])
+    fig = plots.plot_lr_schedule((opt, sched), steps_per_epoch=5, epochs=4)
     assert list(fig.axes[0].lines[0].get_ydata()) == pytest.approx(expected)  # an (optimizer, scheduler) pair
 
 
@@ -141,14 +140,16 @@ def test_plot_lr_schedule_of_a_cycle_shorter_than_the_run():
 
 
 def test_plot_frontier_marks_each_model_at_its_mean_with_one_std_and_its_seed_count():
-    points = [{"name": "a", "parameters": 3_000, "min_last3": [99.0, 99.2], "seeds": [1, 2], "kind": "course"},
-              {"name": "b", "parameters": 9_000, "min_last3": [99.5], "seeds": [1], "kind": "published"}]
+    points = [{"name": "a", "parameters": 3000, "min_last3": [99.0, 99.2], "seeds": [1, 2], "kind": "course"},
+              {"name": "b", "parameters": 9000, "min_last3": [99.5], "seeds": [1], "kind": "published"}]
     fig = plots.plot_frontier(points, budget=4_000)
     ax = fig.axes[0]
     markers = [line for line in ax.lines if line.get_marker() in ("s", "o")]
-    assert [(tuple(m.get_xdata()), tuple(m.get_ydata())) for m in markers] == [((3_000,), (99.1,)), ((9_000,), (99.5,))]
+    centres = [(tuple(m.get_xdata()), tuple(m.get_ydata())) for m in markers]
+    assert centres == [((3000,), (99.1,)), ((9000,), (99.5,))]
     bars = [c for c in ax.collections if len(c.get_segments())]
-    assert len(bars) == 1 and bars[0].get_segments()[0][:, 1] == pytest.approx([99.1 - 0.1414, 99.1 + 0.1414], abs=1e-3)
+    assert len(bars) == 1
+    assert bars[0].get_segments()[0][:, 1] == pytest.approx([99.1 - 0.1414, 99.1 + 0.1414], abs=1e-3)
     assert [t.get_text() for t in ax.texts] == ["a (2)", "b (1)"]
     assert {99.4} == {line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"}
     assert ax.get_xscale() == "log" and fig._repr_png_()[:4] == b"\x89PNG"

@@ -163,7 +163,8 @@ def test_feature_browser_shows_the_whole_kernel_of_a_layer_with_one_input(images
     model = small_net()
     app = widgets.feature_browser(model, images)  # layer "0": one input channel, one 3×3 kernel per channel
     kernels = app.figure.axes[1].images[0]
-    assert torch.equal(torch.as_tensor(kernels.get_array().filled(float("nan"))), model[0].weight[0, 0].detach())
+    shown = torch.as_tensor(kernels.get_array().filled(float("nan")))
+    assert torch.equal(shown, model[0].weight[0, 0].detach())
 
 
 def _history(name: str, epochs: int, shift: float = 0.0) -> History:
