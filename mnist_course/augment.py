@@ -1,10 +1,5 @@
-"""Batched augmentation on the device: a random rotation, shift, scale and brightness/contrast per image, one
-call for many images.
-
-Each image gets its own angle and shift, but the warp is a single sampling grid + ``grid_sample``
-over the whole batch, so there is no per-image Python. Pixels that come in from outside the image are
-0 (black), as with torchvision's ``RandomAffine``.
-"""
+"""Batched augmentation on the device: each image gets its own random rotation, shift, zoom and
+brightness/contrast, in one ``grid_sample`` over the whole batch (no per-image Python)."""
 
 import math
 from dataclasses import dataclass
@@ -24,16 +19,16 @@ class Augment:
     jitter: float = 0.0
 
 
-def random_affine(x: torch.Tensor, augment: Augment, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Rotate, shift, zoom and jitter each image of a batch ``x`` (N, C, H, W), values in [0, 1], at random.
-    Without ``scale`` and ``jitter`` it draws exactly what rotation and shift alone always drew."""
+def random_affine(x: torch.Tensor, augment: Augment,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Rotate, shift, zoom and jitter each image of ``x`` (N, C, H, W), values in [0, 1], at random.
+    Pixels coming in from outside the image are 0 (black), as with torchvision's ``RandomAffine``."""
     n, _, h, w = x.shape
     rand = torch.rand(n, 3, device=x.device, generator=generator, dtype=x.dtype) * 2 - 1  # in [-1, 1)
-    angle = rand[:, 0] * math.radians(augment.degrees)
     # grid_sample works in [-1, 1] coordinates, so a shift of t image widths is 2t there.
-    shift = rand[:, 1:] * 2 * augment.translate
+    angle, shift = rand[:, 0] * math.radians(augment.degrees), rand[:, 1:] * 2 * augment.translate
     grid = rotation_grid(angle, shift, h, w)
-    if augment.scale or augment.jitter:  # drawn only when asked for: rotation and shift alone repeat as before
+    if augment.scale or augment.jitter:  # drawn only when asked for: rotation and shift alone draw as before
         more = torch.rand(n, 3, device=x.device, generator=generator, dtype=x.dtype) * 2 - 1
         grid = grid / (1 + more[:, 0] * augment.scale)[:, None, None, None]  # > 1 enlarges: samples closer in
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -46,14 +41,9 @@ def random_affine(x: torch.Tensor, augment: Augment, generator: torch.Generator 
 
 
 def rotation_grid(angle: torch.Tensor, shift: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """Where each output pixel samples the input: ``F.affine_grid`` for a rotation by ``angle`` (N,) and a
-    shift (N, 2), written out for this one case (on a CPU, ``F.affine_grid`` was most of the cost of
-    augmenting an epoch).
-
-    For pixel centres (x, y) in [-1, 1] (``align_corners=False``) it is
-    (cos·x − sin·y + shift_x, sin·x + cos·y + shift_y). Returns (N, H, W, 2).
-    """
-    xs = (torch.arange(w, device=angle.device, dtype=angle.dtype) * 2 + 1) / w - 1
+    """``F.affine_grid`` (align_corners=False) for a rotation by ``angle`` (N,) and a ``shift`` (N, 2),
+    written out because on a CPU ``affine_grid`` was most of the cost of augmenting. Returns (N, H, W, 2)."""
+    xs = (torch.arange(w, device=angle.device, dtype=angle.dtype) * 2 + 1) / w - 1  # pixel centres in [-1, 1]
     ys = ((torch.arange(h, device=angle.device, dtype=angle.dtype) * 2 + 1) / h - 1)[:, None]
     cos, sin = angle.cos()[:, None, None], angle.sin()[:, None, None]
     grid_x = cos * xs - sin * ys + shift[:, 0, None, None]

@@ -1,11 +1,6 @@
-"""MNIST batches: normalising, and two ways to batch (the files themselves: :mod:`.mnist_files`).
-
-* ``pipeline="loader"``: the classic torchvision ``DataLoader`` with ``transforms`` (one PIL image at a time);
-* ``pipeline="device"`` (default): the split as one ``uint8`` tensor on the training device, reshuffled
-  each epoch by a seeded generator, augmented and normalised a few thousand images per call.
-
-Without augmentation both give identical tensors for the same images.
-"""
+"""MNIST batches, in two pipelines that give identical tensors without augmentation: ``"device"`` (the split
+as one uint8 tensor on the training device, shuffled, augmented and normalised a few thousand images at a
+time) and ``"loader"`` (torchvision's ``DataLoader`` with ``transforms``, one PIL image at a time)."""
 
 import math
 from collections.abc import Iterator
@@ -45,25 +40,22 @@ def compute_mean_std(images: torch.Tensor) -> tuple[float, float]:
     return x.mean().item(), x.std().item()
 
 
-def subset_indices(n_total: int, size: int | None, seed: int = 0) -> torch.Tensor | None:
-    """A fixed random subset of ``size`` indices (same seed → same images), or None for all."""
-    if size is None or size >= n_total:
-        return None
-    if size < 1:
-        raise ValueError(f"a subset needs at least 1 image, not {size}")
-    return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:size].sort().values
+def mps_available() -> bool:
+    """True on a Mac whose torch can use Apple's GPU."""
+    return torch.backends.mps.is_available()
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → CUDA if present, then Apple's MPS, then CPU; a device this machine lacks is an error."""
+    """``"auto"`` → CUDA, else Apple's MPS, else CPU; a device this machine lacks is a CourseError."""
+    cuda, mps = torch.cuda.is_available(), mps_available()
     if str(device) == "auto":
-        device = "cuda" if torch.cuda.is_available() else "mps" if mps_available() else "cpu"
+        device = "cuda" if cuda else "mps" if mps else "cpu"
     try:
         chosen = torch.device(device)
     except RuntimeError:
-        raise CourseError(f"unknown device {str(device)!r}; use auto, cpu{', cuda' * torch.cuda.is_available()}"
-                          f"{', mps' * mps_available()}") from None
-    if (chosen.type == "cuda" and not torch.cuda.is_available()) or (chosen.type == "mps" and not mps_available()):
+        choices = f"auto, cpu{', cuda' * cuda}{', mps' * mps}"
+        raise CourseError(f"unknown device {str(device)!r}; use {choices}") from None
+    if (chosen.type == "cuda" and not cuda) or (chosen.type == "mps" and not mps):
         raise CourseError(f"device {str(device)!r} asked for, but this machine has none; use auto or cpu")
     if chosen.type == "cuda" and (chosen.index or 0) >= torch.cuda.device_count():
         raise CourseError(f"device {str(device)!r} asked for, but this machine has "
@@ -71,18 +63,9 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     return chosen
 
 
-def mps_available() -> bool:
-    """True on a Mac whose torch can use Apple's GPU."""
-    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-
-
 class DeviceLoader:
-    """Batches from a uint8 image tensor that lives on the training device.
-
-    Each pass reshuffles (when ``shuffle``) with its own seeded generator, so epoch k has the same order in
-    every run with the same seed. Images are prepared about ``CHUNK`` at a time and batches are slices of
-    a prepared chunk: a few large kernels instead of a dozen small ones per batch.
-    """
+    """Batches from uint8 images on the training device, reshuffled each pass (when ``shuffle``) by a seeded
+    generator; about ``CHUNK`` images at a time are augmented and normalised, then sliced into batches."""
 
     CHUNK = 2048
 
@@ -96,8 +79,8 @@ class DeviceLoader:
         return math.ceil(len(self.labels) / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n, bs = len(self.labels), self.batch_size
-        order = torch.randperm(n, device=self.images.device, generator=self.generator) if self.shuffle else None
+        n, bs, device = len(self.labels), self.batch_size, self.images.device
+        order = torch.randperm(n, device=device, generator=self.generator) if self.shuffle else None
         per_chunk = max(1, self.CHUNK // bs) * bs
         for start in range(0, n, per_chunk):
             idx = slice(start, start + per_chunk) if order is None else order[start:start + per_chunk]
@@ -111,12 +94,8 @@ class DeviceLoader:
 
 @dataclass
 class MNISTData:
-    """The batches of one run, and the device they are meant for.
-
-    ``train`` is shuffled and augmented; ``train_eval`` is a fixed subset of the same training images, in
-    order and never augmented, to measure training accuracy in eval mode; ``val`` is the validation split
-    (None without one) and ``test`` the test set (None when the run must not touch it).
-    """
+    """One run's batches: ``train`` (shuffled, augmented), ``train_eval`` (a fixed subset of the training
+    images, in order, never augmented), ``val`` and ``test`` (None when left out), and their device."""
 
     train: DeviceLoader | DataLoader
     train_eval: DeviceLoader | DataLoader
@@ -134,71 +113,74 @@ def classic_transforms(augment: Augment | None = None) -> transforms.Compose:
     steps = []
     if augment:
         scale = (1 - augment.scale, 1 + augment.scale) if augment.scale else None
-        steps.append(transforms.RandomAffine(augment.degrees, translate=(augment.translate,) * 2, scale=scale))
+        steps.append(transforms.RandomAffine(augment.degrees, (augment.translate,) * 2, scale=scale))
         if augment.jitter:
             steps.append(transforms.ColorJitter(brightness=augment.jitter, contrast=augment.jitter))
-    return transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))])
+    return transforms.Compose([*steps, transforms.ToTensor(),
+                               transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))])
 
 
-def split_indices(val_size: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Indices into the training file of (training, validation) images: the same ``val_size`` images are
-    held out in every run, whatever its seed (None, None: no validation split)."""
+def split_indices(val_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted positions in the training file of the (training, validation) images: the same ``val_size``
+    images are held out in every run, whatever its seed."""
     n = FILES["train-labels-idx1-ubyte"][1]
-    if val_size == 0:
-        return None, None
-    if not 0 < val_size < n:
+    if not 0 <= val_size < n:
         raise ValueError(f"val_size must be between 0 and {n - 1}, not {val_size}")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED))
     return order[val_size:].sort().values, order[:val_size].sort().values
 
 
-def load_split(split: str, val_size: int = VAL_SIZE, root: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _subset(indices: torch.Tensor, size: int | None, seed: int) -> torch.Tensor:
+    """A fixed random subset of ``size`` of ``indices``, in order (same seed → same images); None: all."""
+    if size is None or size >= len(indices):
+        return indices
+    if size < 1:
+        raise ValueError(f"a subset needs at least 1 image, not {size}")
+    pick = torch.randperm(len(indices), generator=torch.Generator().manual_seed(seed))[:size]
+    return indices[pick.sort().values]
+
+
+def load_split(split: str, val_size: int = VAL_SIZE,
+               root: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 images and labels of ``"train"`` (without the validation images), ``"val"`` or ``"test"``."""
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', not {split!r}")
     images, labels = load_mnist(train=split != "test", root=root)
-    idx = None if split == "test" else split_indices(val_size)[split == "val"]
-    return (images, labels) if idx is None else (images[idx], labels[idx])
+    if split == "test":
+        return images, labels
+    idx = split_indices(val_size)[split == "val"]
+    return images[idx], labels[idx]
 
 
 def get_data(batch_size: int = 128, test_batch_size: int = 1000, augment: Augment | None = None,
              pipeline: str = "device", device: str | torch.device = "auto", train_size: int | None = None,
              test_size: int | None = None, val_size: int = 0, test: bool = True, seed: int = 0,
              root: str | Path | None = None) -> MNISTData:
-    """Batches of MNIST. ``val_size`` holds out that many training images (always the same ones) as a
-    validation split; ``test=False`` leaves the test set out; ``train_size``/``test_size`` take a fixed
-    seeded subset (None: all). ``augment`` applies to the training batches only.
-    """
+    """Batches of MNIST. ``val_size`` holds out that many training images (always the same) as a validation
+    split; ``test=False`` leaves the test set out; ``train_size``/``test_size`` take a fixed seeded subset
+    (None: all). ``augment`` applies to the training batches only."""
     if pipeline not in ("device", "loader"):
         raise ValueError(f"pipeline must be 'device' or 'loader', not {pipeline!r}")
     if batch_size < 1 or test_batch_size < 1:
         raise ValueError(f"batch sizes must be at least 1, not {batch_size} and {test_batch_size}")
     train_idx, val_idx = split_indices(val_size)
     device, root = pick_device(device), ensure_mnist(root)
-    n_train = FILES["train-labels-idx1-ubyte"][1] - val_size
-    if (pick := subset_indices(n_train, train_size, seed)) is not None:
-        train_idx = pick if train_idx is None else train_idx[pick]
-    n_train = n_train if pick is None else len(pick)
-    eval_pick = subset_indices(n_train, TRAIN_EVAL_SIZE, SPLIT_SEED)
-    eval_idx = train_idx if eval_pick is None else eval_pick if train_idx is None else train_idx[eval_pick]
-    n_test = FILES["t10k-labels-idx1-ubyte"][1]
-    test_idx = subset_indices(n_test, test_size, seed)
+    train_idx = _subset(train_idx, train_size, seed)
+    test_idx = _subset(torch.arange(FILES["t10k-labels-idx1-ubyte"][1]), test_size, seed)
 
-    def batches(train_file: bool, idx: torch.Tensor | None, bs: int, shuffle: bool, aug: Augment | None,
-                loader_seed: int) -> DeviceLoader | DataLoader:
+    def batches(train_file: bool, idx: torch.Tensor, size: int, shuffle: bool = False,
+                aug: Augment | None = None, loader_seed: int = seed) -> DeviceLoader | DataLoader:
         if pipeline == "device":
-            images, labels = _load(root, train_file)
-            if idx is not None:
-                images, labels = images[idx], labels[idx]
-            return DeviceLoader(images.to(device), labels.to(device), bs, shuffle, aug, loader_seed)
+            images, labels = (tensor[idx].to(device) for tensor in _load(root, train_file))
+            return DeviceLoader(images, labels, size, shuffle, aug, loader_seed)
         ds = datasets.MNIST(root, train=train_file, download=False, transform=classic_transforms(aug))
-        return DataLoader(ds if idx is None else Subset(ds, idx.tolist()), batch_size=bs, shuffle=shuffle,
-                          generator=torch.Generator().manual_seed(loader_seed), pin_memory=device.type == "cuda")
+        return DataLoader(Subset(ds, idx.tolist()), size, shuffle=shuffle, pin_memory=device.type == "cuda",
+                          generator=torch.Generator().manual_seed(loader_seed))
 
     return MNISTData(
-        train=batches(True, train_idx, batch_size, True, augment, seed),
-        train_eval=batches(True, eval_idx, test_batch_size, False, None, seed),
-        val=batches(True, val_idx, test_batch_size, False, None, seed) if val_size else None,
-        test=batches(False, test_idx, test_batch_size, False, None, seed + 1) if test else None,
-        device=device, pipeline=pipeline, train_images=n_train, val_images=val_size,
-        test_images=(n_test if test_idx is None else len(test_idx)) if test else 0)
+        train=batches(True, train_idx, batch_size, shuffle=True, aug=augment),
+        train_eval=batches(True, _subset(train_idx, TRAIN_EVAL_SIZE, SPLIT_SEED), test_batch_size),
+        val=batches(True, val_idx, test_batch_size) if val_size else None,
+        test=batches(False, test_idx, test_batch_size, loader_seed=seed + 1) if test else None,
+        device=device, pipeline=pipeline, train_images=len(train_idx), val_images=val_size,
+        test_images=len(test_idx) if test else 0)

@@ -1,5 +1,5 @@
-"""The MNIST files: where they live, checking them (size, magic number, labels), unpacking ``.gz`` files or
-downloading them, and reading a split as tensors. Every problem is one :class:`CourseError` naming the path."""
+"""The MNIST files: finding, checking, unpacking or downloading them, and reading a split as tensors.
+Every problem is one :class:`CourseError` that names the path."""
 
 import gzip
 import os
@@ -22,27 +22,19 @@ FILES = {  # name -> (magic number, items, bytes per item)
 }
 
 
-def resolve_root(root: str | Path | None = None) -> Path:
-    """The data folder: ``root`` if given, else ``$MNIST_DATA``, else ``data/`` at the repository root."""
-    if root is None:
-        root = os.environ.get("MNIST_DATA") or REPO_DATA
-    return Path(root).expanduser()
-
-
-def _not_a(path: Path, kind: str) -> str:
-    """What ``path`` is instead of a ``kind`` ("file" or "folder"), or '' if it is one."""
+def _kind(path: Path) -> str:
+    """:func:`path_kind`, but a broken link or a link loop is named as such."""
     if path.is_symlink() and not path.exists():
         return "a broken link or a link loop"
-    found = path_kind(path)
-    return "" if found == f"a {kind}" else found
+    return path_kind(path)
 
 
 def check_file(path: Path) -> None:
     """Raise :class:`CourseError` unless ``path`` is a readable MNIST file of the right size and labels."""
     magic, count, item_bytes = FILES[path.name]
-    header = 16 if magic == 2051 else 8
-    if problem := _not_a(path, "file"):  # never open a pipe: it would wait forever
-        raise CourseError(f"{path} is {problem}, not a file; put the MNIST file {path.name} there")
+    expected_size = (16 if magic == 2051 else 8) + count * item_bytes
+    if (kind := _kind(path)) != "a file":  # never open a pipe: it would wait forever
+        raise CourseError(f"{path} is {kind}, not a file; put the MNIST file {path.name} there")
     try:
         with open(path, "rb") as f:
             head, size = f.read(8), os.fstat(f.fileno()).st_size
@@ -51,9 +43,9 @@ def check_file(path: Path) -> None:
         raise CourseError(f"cannot read {path} ({exc.strerror}); check its permissions") from None
     found = int.from_bytes(head[:4], "big") if len(head) >= 4 else None
     found_count = int.from_bytes(head[4:8], "big") if len(head) >= 8 else None
-    if found != magic or found_count != count or size != header + count * item_bytes:
+    if (found, found_count, size) != (magic, count, expected_size):
         raise CourseError(f"{path} is not a valid MNIST file (expected magic {magic}, {count} items and "
-                          f"{header + count * item_bytes:,} bytes; found magic {found}, {found_count} items and "
+                          f"{expected_size:,} bytes; found magic {found}, {found_count} items and "
                           f"{size:,} bytes): delete it and download it again")
     if labels and max(labels) > 9:
         raise CourseError(f"{path} holds label {max(labels)}; MNIST labels are 0-9: the file is corrupt")
@@ -62,9 +54,8 @@ def check_file(path: Path) -> None:
 def _unpack_gz(raw: Path) -> None:
     """``name.gz`` beside a missing ``name``: unpack it (into a temporary file, then renamed)."""
     for name in FILES:
-        packed, target = raw / f"{name}.gz", raw / name
+        packed, target, tmp = raw / f"{name}.gz", raw / name, raw / f".{name}.tmp"
         if not os.path.lexists(target) and packed.is_file():
-            tmp = raw / f".{name}.tmp"
             try:
                 with gzip.open(packed) as src, open(tmp, "wb") as dst:
                     shutil.copyfileobj(src, dst)
@@ -100,18 +91,19 @@ def _download(root: Path, raw: Path) -> None:
 
 
 def ensure_mnist(root: str | Path | None = None) -> Path:
-    """Make sure ``<root>/MNIST/raw`` holds the four valid files (unpacking .gz or downloading if needed)."""
+    """Make sure ``<root>/MNIST/raw`` holds the four valid files (unpacking .gz or downloading if needed).
+    ``root`` defaults to ``$MNIST_DATA``, else ``data/`` at the repository root."""
     where = "" if root is not None or not os.environ.get("MNIST_DATA") else " (from $MNIST_DATA)"
-    root = resolve_root(root)
+    root = Path(os.environ.get("MNIST_DATA") or REPO_DATA if root is None else root).expanduser()
     raw = root / "MNIST" / "raw"
     try:
-        problem = _not_a(root, "folder")
-        if problem and not (problem == "missing" and root == REPO_DATA):  # the default is downloaded into
-            raise CourseError(f"the data folder {root}{where} is {problem}; give the folder that holds "
+        kind = _kind(root)
+        if kind != "a folder" and not (kind == "missing" and root == REPO_DATA):  # the default is downloaded
+            raise CourseError(f"the data folder {root}{where} is {kind}; give the folder that holds "
                               "MNIST/raw/ (--data or $MNIST_DATA)")
         for folder in (root / "MNIST", raw):
-            if (problem := _not_a(folder, "folder")) not in ("", "missing"):
-                raise CourseError(f"{folder} is {problem}; it should be the folder holding the MNIST files")
+            if (kind := _kind(folder)) not in ("a folder", "missing"):
+                raise CourseError(f"{folder} is {kind}; it should be the folder holding the MNIST files")
         if raw.is_dir():
             _unpack_gz(raw)
         if not all(os.path.lexists(raw / name) for name in FILES):  # a broken link: reported, not downloaded

@@ -13,8 +13,8 @@ def write_atomically(path: str | Path, data: str | bytes) -> Path:
     """Write a temporary file beside ``path``, then rename it: never a half-written file, no ``.tmp`` left."""
     tmp = (path := Path(path)).with_name(f".{path.name[:200]}.tmp")
     try:
-        if path_kind(path) not in ("missing", "a file"):
-            raise CourseError(f"cannot write {path}: it is {path_kind(path)}, not a file")
+        if (kind := path_kind(path)) not in ("missing", "a file"):
+            raise CourseError(f"cannot write {path}: it is {kind}, not a file")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)
@@ -42,13 +42,13 @@ def check_writable(path: str | Path, what: str, folder: bool = False) -> Path:
     :class:`CourseError` naming ``what``. Creates and removes a file there, so it holds for root too."""
     path, want = Path(path), "a folder" if folder else "a file"
     try:
-        if path_kind(path) not in ("missing", want):
-            raise CourseError(f"{what} {path} is {path_kind(path)}; give a {want.removeprefix('a ')} path")
+        if (kind := path_kind(path)) not in ("missing", want):
+            raise CourseError(f"{what} {path} is {kind}; give a {want.removeprefix('a ')} path")
         parent = path if folder else path.parent
         while path_kind(parent) == "missing" and parent != parent.parent:
             parent = parent.parent
-        if path_kind(parent) != "a folder":
-            raise CourseError(f"{what} {path}: {parent} is {path_kind(parent)}, not a folder")
+        if (kind := path_kind(parent)) != "a folder":
+            raise CourseError(f"{what} {path}: {parent} is {kind}, not a folder")
         probe = parent / f".write-check-{os.getpid()}"
         probe.touch(exist_ok=False)
         probe.unlink()

@@ -1,6 +1,7 @@
 """Where MNIST comes from, the two error messages, normalisation, both pipelines, augmentation."""
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -28,11 +29,16 @@ def copy_raw(dest: Path) -> Path:
 
 
 def test_root_resolution_order(monkeypatch, tmp_path):
+    copy_raw(tmp_path / "repo")
     monkeypatch.setenv("MNIST_DATA", str(tmp_path / "env"))
-    assert mnist_files.resolve_root(tmp_path / "explicit") == tmp_path / "explicit"
-    assert mnist_files.resolve_root() == tmp_path / "env"
+    with pytest.raises(CourseError, match=re.escape(f"{tmp_path / 'explicit'} is missing")):
+        mnist_files.ensure_mnist(tmp_path / "explicit")
+    with pytest.raises(CourseError, match=re.escape(f"{tmp_path / 'env'} (from $MNIST_DATA) is missing")):
+        mnist_files.ensure_mnist()
     monkeypatch.delenv("MNIST_DATA")
-    assert mnist_files.resolve_root() == Path(mnist_files.__file__).resolve().parent.parent / "data"
+    assert mnist_files.REPO_DATA == Path(mnist_files.__file__).resolve().parent.parent / "data"
+    monkeypatch.setattr(mnist_files, "REPO_DATA", tmp_path / "repo")
+    assert mnist_files.ensure_mnist() == tmp_path / "repo"
 
 
 def test_missing_files_and_failed_download_give_one_clear_error(monkeypatch, tmp_path):
@@ -178,7 +184,8 @@ def test_repo_data_folder_is_not_committed():
 def test_rotation_grid_is_affine_grid_for_a_rotation_and_shift():
     angle, shift = torch.rand(50) - 0.5, torch.rand(50, 2) * 0.4 - 0.2
     cos, sin = angle.cos(), angle.sin()
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    rows = [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)]
+    theta = torch.stack(rows, 1)
     for h, w in ((28, 28), (20, 28)):
         expected = F.affine_grid(theta, [50, 1, h, w], align_corners=False)
         assert torch.allclose(rotation_grid(angle, shift, h, w), expected, atol=1e-6)
@@ -188,7 +195,7 @@ def test_the_validation_split_is_fixed_disjoint_and_never_seen_in_training():
     train_idx, val_idx = data.split_indices(5_000)
     assert len(val_idx) == 5_000 and len(train_idx) == 55_000
     assert not set(val_idx.tolist()) & set(train_idx.tolist())
-    assert torch.equal(data.split_indices(5_000)[1], val_idx)  # the same images in every run, whatever its seed
+    assert torch.equal(data.split_indices(5_000)[1], val_idx)  # the same images in every run, any seed
     a = data.get_data(val_size=5_000, train_size=300, seed=1, device="cpu", test=False)
     b = data.get_data(val_size=5_000, train_size=300, seed=2, device="cpu", test=False)
     assert a.test is None and a.test_images == 0 and a.val_images == 5_000
