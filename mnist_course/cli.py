@@ -1,8 +1,7 @@
-"""``python -m mnist_course``: train, list and summarise the models, reproduce claims, grade a learner's model.
+"""``python -m mnist_course``: train, list and summarise models, reproduce claims, grade a learner's model.
 
-Every mistake we can explain ends in one line ``error: …`` on stderr and exit status 2, before any
-training starts; Ctrl-C stops the command, says what was kept, and exits with status 130.
-"""
+A mistake we can explain is one line ``error: …`` on stderr (exit status 2), before any training starts;
+Ctrl-C stops the command, says what was kept, and exits with status 130."""
 
 import argparse
 import dataclasses
@@ -16,10 +15,9 @@ import torch
 from .checks import design_check, load_learner, run_check
 from .data import mps_available, pick_device
 from .errors import CourseError
-from .history import History
 from .mnist_files import ensure_mnist
 from .paths import check_writable
-from .quick import QUICK_EPOCHS, QUICK_NOTE, quick_mode
+from .quick import QUICK_NOTE, quick_mode
 from .receptive_field import receptive_field_table
 from .registry import DESCRIPTIONS, RECIPES, get_model, model_names
 from .reproduce import reproduce, run_recipe
@@ -61,12 +59,14 @@ def device_name(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m mnist_course", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    recipe = "(default: the model's recipe)"
     train = sub.add_parser("train", help="train a model with its recipe (default: the course's final model)")
     train.add_argument("--model", default="final", help="model name (see `models`); default: final")
-    train.add_argument("--epochs", type=number(int, 1, 1000), help="epochs (default: the model's recipe)")
-    train.add_argument("--seed", type=number(int, 0, 2**31 - 1), default=1, help="random seed, 0 or more (default: 1)")
-    train.add_argument("--batch-size", type=number(int, 1, 60_000), help="batch size (default: the model's recipe)")
-    train.add_argument("--lr", type=number(float, 0, 10), help="learning rate (default: the model's recipe)")
+    train.add_argument("--epochs", type=number(int, 1, 1000), help=f"epochs {recipe}")
+    train.add_argument("--seed", type=number(int, 0, 2**31 - 1), default=1,
+                       help="random seed, 0 or more (default: 1)")
+    train.add_argument("--batch-size", type=number(int, 1, 60_000), help=f"batch size {recipe}")
+    train.add_argument("--lr", type=number(float, 0, 10), help=f"learning rate {recipe}")
     train.add_argument("--checkpoint", metavar="PATH", help="save the last epoch's state_dict here")
     train.add_argument("--history", metavar="PATH", help="save the History as JSON here")
     train.add_argument("--dry-run", "--quick", action="store_true", dest="quick",
@@ -76,26 +76,32 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--seeds", type=number(int, 1, 100), default=1, help="seeds 1..N (default: 1)")
     rep.add_argument("--resume", action="store_true",
                      help="reuse runs saved in runs/ that finished with the same recipe, data and mode")
-    rep.add_argument("--out", metavar="PATH", help="Markdown file (default: results/reproductions.md; for one "
-                     "model results/NAME.md, final: final_model.md; runs/quick/… in quick mode)")
+    rep.add_argument("--out", metavar="PATH", help="Markdown file (default: results/reproductions.md; for "
+                     "one model results/NAME.md, final: final_model.md; runs/quick/… in quick mode)")
     rep.add_argument("--quick", action="store_true", help="quick mode: 1 epoch on 2,000/1,000 images")
     grade = "grade a model file (RUNS ITS CODE: trusted files only); exit 0 pass, 1 a rule fails, 2 bad input"
     check = sub.add_parser("check", help=grade, description=grade)
     check.add_argument("model", metavar="PATH[:CLASS]", help="a .py file; CLASS when it defines several")
-    for opt, lo, hi, val in [("--max-params", 1, 10**9, 20_000), ("--epochs", 1, 19, RECIPES["final"].epochs),
-                             ("--target", 0, 100, 99.4), ("--last", 1, 19, 3), ("--seeds", 1, 100, 1)]:
-        check.add_argument(opt, type=number(type(val), lo, hi), default=val, help=f"default: {val:,}")
+    goals = [("--max-params", 1, 10**9, 20_000), ("--epochs", 1, 19, RECIPES["final"].epochs),
+             ("--target", 0, 100, 99.4), ("--last", 1, 19, 3), ("--seeds", 1, 100, 1)]
+    for option, low, high, default in goals:
+        check.add_argument(option, type=number(type(default), low, high), default=default,
+                           help=f"default: {default:,}")
     check.add_argument("--design-only", action="store_true", help="check the design only; train nothing")
     check.add_argument("--quick", action="store_true", help="1 epoch on 2,000 images; the run is not judged")
     for command in (train, rep, check):
         command.add_argument("--device", default="auto", type=device_name, metavar=f"{{{','.join(DEVICES)}}}",
                              help="default: auto (the fastest here)")
-        command.add_argument("--data", metavar="DIR", help="folder holding MNIST/raw (default: $MNIST_DATA or data/)")
-        command.add_argument("--progress", choices=["bar", "lines", "off"], default="off" if command is rep else "bar")
-        command.add_argument("--cuda-graph", choices=["on", "off"], default="off" if command is check else "on",
-                             help="on a CUDA GPU, replay each step as a CUDA graph (default: on)")
+        command.add_argument("--data", metavar="DIR",
+                             help="folder holding MNIST/raw (default: $MNIST_DATA or data/)")
+        command.add_argument("--progress", choices=["bar", "lines", "off"],
+                             default="off" if command is rep else "bar")
+        graph = "off" if command is check else "on"
+        command.add_argument("--cuda-graph", choices=["on", "off"], default=graph,
+                             help=f"on a CUDA GPU, replay each step as a CUDA graph (default: {graph})")
     sub.add_parser("models", help="list the models with parameter count and final receptive field")
-    sub.add_parser("summary", help="print a model's torchsummary table").add_argument("--model", default="final")
+    summary = sub.add_parser("summary", help="print a model's torchsummary table")
+    summary.add_argument("--model", default="final")
     return parser
 
 
@@ -104,8 +110,8 @@ def partial(path: Path) -> Path:
     return path.with_name(f"{path.stem}.partial{path.suffix}")
 
 
-def check_outputs(paths: dict[str, str | Path | None], quick: bool) -> dict[str, Path]:
-    """Check output paths before training: writable, all different, never in results/ in quick mode."""
+def check_outputs(paths: dict[str, str | Path | None], quick: bool) -> list[Path | None]:
+    """Output paths (None if not given), checked: writable, distinct, and in quick mode not under results/."""
     checked = {what: check_writable(path, what) for what, path in paths.items() if path}
     real = {what: Path(os.path.realpath(path)) for what, path in checked.items()}
     if len(set(real.values())) < len(real):
@@ -114,44 +120,40 @@ def check_outputs(paths: dict[str, str | Path | None], quick: bool) -> dict[str,
     for what, path in checked.items():
         if quick and results & set(real[what].parents):
             raise CourseError(f"{what} {path}: quick mode never writes to results/; choose another folder")
-    return checked
+    return [checked.get(what) for what in paths]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    get_model(args.model)
+    model = get_model(args.model)  # an unknown name fails first
     quick = args.quick or quick_mode()
-    paths = check_outputs({"--checkpoint": args.checkpoint, "--history": args.history}, quick)
-    checkpoint, history_path = paths.get("--checkpoint"), paths.get("--history")
+    checkpoint, json_path = check_outputs({"--checkpoint": args.checkpoint, "--history": args.history}, quick)
     pick_device(args.device)
     ensure_mnist(args.data)
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
     recipe = dataclasses.replace(RECIPES[args.model], **{k: v for k, v in overrides.items() if v is not None})
-    print((QUICK_NOTE + "\n") * quick + summary_text(get_model(args.model)), end="")
+    print((QUICK_NOTE + "\n") * quick + summary_text(model), end="")
     callbacks = [BestCheckpoint(partial(checkpoint))] if checkpoint else []
     history = run_recipe(args.model, recipe, args.seed, device=args.device, root=args.data, quick=quick,
                          progress=args.progress, callbacks=callbacks, cuda_graph=args.cuda_graph == "on")
-    if history.interrupted:
-        return train_interrupted(history, checkpoint, history_path, QUICK_EPOCHS if quick else recipe.epochs)
-    if history_path:
-        history.save(history_path)
-        partial(history_path).unlink(missing_ok=True)  # an earlier interrupted run's, now superseded
+    if history.interrupted:  # finished epochs are kept only under *.partial.* names, never as a result
+        kept = [history.save(partial(json_path))] if history.epochs and json_path else []
+        if history.epochs and checkpoint and partial(checkpoint).exists():
+            kept.append(partial(checkpoint))
+        names = ", ".join(map(str, kept))
+        done = f"kept {names} (partial; complete files untouched)" if kept else "nothing written"
+        print(f"interrupted after {history.epochs} of {history.meta['epochs']} epoch(s): not a result;", done,
+              file=sys.stderr)
+        return 130
+    if json_path:
+        history.save(json_path)
+        partial(json_path).unlink(missing_ok=True)  # an earlier interrupted run's, now superseded
     if checkpoint:
         partial(checkpoint).replace(checkpoint)  # an OSError here is one line too, from main()
-    print(f"{args.model}: {history.meta['parameters']:,} parameters, best test accuracy {history.best_test_acc:.2f}% "
-          f"(epoch {history.best_epoch}), last epoch {history.test_acc[-1]:.2f}% ({history.epochs} epochs, "
+    print(f"{args.model}: {history.meta['parameters']:,} parameters, "
+          f"best test accuracy {history.best_test_acc:.2f}% (epoch {history.best_epoch}), "
+          f"last epoch {history.test_acc[-1]:.2f}% ({history.epochs} epochs, "
           f"{sum(history.seconds):.0f} s on {history.meta['device']})" + (" [quick mode]" if quick else ""))
     return 0
-
-
-def train_interrupted(history: History, checkpoint: Path | None, json_path: Path | None, epochs: int) -> int:
-    """Ctrl-C during ``train``: keep finished epochs only under ``*.partial.*`` names, say so; status 130."""
-    kept = [history.save(partial(json_path))] if history.epochs and json_path else []
-    if history.epochs and checkpoint and partial(checkpoint).exists():
-        kept.append(partial(checkpoint))
-    names = ", ".join(map(str, kept))
-    done = f"kept {names} (partial; complete files untouched)" if kept else "nothing written"
-    print(f"interrupted after {history.epochs} of {epochs} epoch(s): not a result; {done}", file=sys.stderr)
-    return 130
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -162,8 +164,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     check_outputs({"--out": out}, quick)
     pick_device(args.device)
     ensure_mnist(args.data)
-    reproduce(args.models, args.seeds, out, device=args.device, root=args.data, quick=quick, resume=args.resume,
-              cuda_graph=args.cuda_graph == "on", progress=args.progress)
+    reproduce(args.models, args.seeds, out, device=args.device, root=args.data, quick=quick,
+              resume=args.resume, cuda_graph=args.cuda_graph == "on", progress=args.progress)
     print(f"wrote {out}" + (" (quick mode: not a result)" if quick else ""))
     return 0
 
@@ -172,7 +174,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     print(f"{'model':<10} {'parameters':>10} {'final RF':>9}  description")
     for name in model_names():
         model = get_model(name)
-        print(f"{name:<10} {count_parameters(model):>10,} {receptive_field_table(model).final_rf:>9}  {DESCRIPTIONS[name]}")
+        rf = receptive_field_table(model).final_rf
+        print(f"{name:<10} {count_parameters(model):>10,} {rf:>9}  {DESCRIPTIONS[name]}")
     return 0
 
 
@@ -206,12 +209,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 COMMANDS = {name.removeprefix("cmd_"): command for name, command in globals().items() if name[:4] == "cmd_"}
 
 
-def fail(message: str) -> int:
-    """Print ``error: message`` as one line on stderr; the exit status 2."""
-    print("error: " + " ".join(message.split()), file=sys.stderr)
-    return 2
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     parser = build_parser()
@@ -222,13 +219,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except CourseError as exc:
-        return fail(str(exc))
+        message = str(exc)
     except RuntimeError as exc:  # torch.OutOfMemoryError on a GPU; a RuntimeError from the CPU allocator
         if not isinstance(exc, torch.OutOfMemoryError) and "allocate memory" not in str(exc):
             raise
-        return fail(f"out of memory on device {args.device}; free some memory, or try a smaller --batch-size")
+        message = f"out of memory on device {args.device}; free some memory, or try a smaller --batch-size"
     except OSError as exc:  # a file problem no check foresaw
-        return fail(f"{exc.filename or 'a file'}: {exc.strerror or exc}")
+        message = f"{exc.filename or 'a file'}: {exc.strerror or exc}"
     except KeyboardInterrupt as exc:
         print(f"interrupted: {exc or 'nothing was written'}", file=sys.stderr)
         return 130
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+    return 2

@@ -1,7 +1,4 @@
-"""The one error the course raises on purpose: a mistake it can explain in one sentence.
-
-The CLI prints ``error: <message>`` for a :class:`CourseError` and exits with status 2, never a traceback.
-"""
+"""The one error the course raises on purpose; the CLI prints it as one line ``error: …`` (exit status 2)."""
 
 
 class CourseError(Exception):
