@@ -7,23 +7,16 @@ from pathlib import Path
 from .errors import CourseError
 from .paths import write_atomically
 
-# One value per epoch. train_* is the running average over the epoch's batches (train mode, augmented);
-# train_eval_* is measured after the epoch in eval mode on a fixed subset of the training images; val_* on the
-# validation split (empty without one), test_* on the test set (empty when a run never touches it).
 EPOCH_SERIES = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "val_loss", "val_acc",
                 "test_loss", "test_acc", "lr", "seconds")
-SERIES = (*EPOCH_SERIES, "lr_per_step")
 SPLIT_NAMES = {"train_eval": "train (eval mode)", "val": "validation", "test": "test"}
 
 
 @dataclass
 class History:
-    """Per-epoch metrics of one run; accuracies in %, epochs counted from 1.
-
-    ``lr`` is the learning rate at the start of each epoch, ``lr_per_step`` one entry per optimizer step.
-    ``meta`` holds facts about the run (model, parameters, device, seed, recipe, epochs asked for).
-    Choices (the best epoch) use :attr:`held_out`: the validation split when the run has one.
-    """
+    """Per-epoch metrics of one run, accuracies in %: ``train_*`` averaged over the epoch's batches (train
+    mode), ``train_eval_*`` after it in eval mode on a fixed training subset, ``val_*``/``test_*`` empty if
+    not measured; ``lr`` at each epoch's start (``lr_per_step``: every step); ``meta``: model, seed, recipe..."""
 
     name: str = ""
     train_loss: list[float] = field(default_factory=list)
@@ -66,8 +59,7 @@ class History:
     @property
     def best_epoch(self) -> int:
         """1-based epoch of the best held-out accuracy (validation if any; the first on ties); 0 before any."""
-        acc = self.acc()
-        return acc.index(max(acc)) + 1 if acc else 0
+        return self.first_epoch_reaching(self.best_acc) or 0
 
     @property
     def best_acc(self) -> float:
@@ -96,9 +88,9 @@ class History:
         """True when every epoch asked for ran (``meta["epochs"]``) and nothing interrupted it."""
         return not self.interrupted and self.epochs > 0 and self.epochs == self.meta.get("epochs", self.epochs)
 
-    def first_epoch_reaching(self, accuracy: float, split: str | None = None) -> int | None:
-        """1-based first epoch whose accuracy on ``split`` (default :attr:`held_out`) is at least ``accuracy``."""
-        return next((i + 1 for i, a in enumerate(self.acc(split)) if a >= accuracy), None)
+    def first_epoch_reaching(self, accuracy: float) -> int | None:
+        """1-based first epoch whose held-out accuracy is at least ``accuracy``; None if none."""
+        return next((i + 1 for i, a in enumerate(self.acc()) if a >= accuracy), None)
 
     def save(self, path: str | Path) -> Path:
         """Write the history as JSON (folders are created); returns the path."""
@@ -109,11 +101,12 @@ class History:
         """Read a history written by :meth:`save`; :class:`CourseError` naming the file if it is not one."""
         try:
             data = json.loads(Path(path).read_bytes())
+            problem = _problem(data)
         except OSError as exc:
             raise CourseError(f"cannot read {path}: {exc.strerror or exc}") from None
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError too: a binary file
-            data = exc
-        if problem := f"not JSON ({data})" if isinstance(data, Exception) else _problem(data):
+            problem = f"not JSON ({exc})"
+        if problem:
             raise CourseError(f"{path} is not a History JSON file: {problem}")
         return cls(**data)
 
@@ -141,10 +134,9 @@ def _problem(data: object) -> str:
         return f"expected an object, found {type(data).__name__}"
     if unknown := set(data) - {f.name for f in fields(History)}:
         return f"unknown field(s) {', '.join(sorted(unknown))}"
-    for key in SERIES:
+    for key in (*EPOCH_SERIES, "lr_per_step"):
         values = data.get(key, [])
-        if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                   for v in values):
+        if not isinstance(values, list) or not all(type(v) in (int, float) for v in values):
             return f"{key} must be a list of numbers"
     if len({len(data.get(k, [])) for k in EPOCH_SERIES if k in ("train_loss", "train_acc") or data.get(k)}) > 1:
         return "per-epoch series of different lengths"  # a split a run did not measure stays empty

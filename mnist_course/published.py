@@ -1,8 +1,6 @@
-"""The published designs the course grew from, and the smallest public one we know, rebuilt: models, recipes, claims.
-
-Each model matches its document's parameter count exactly; where a document is vague or does not add up,
-the reading chosen and why is in ``docs/reference_designs.md``. Claims are test-set numbers, as published.
-"""
+"""The published designs the course grew from, and the smallest public one we know, rebuilt with their recipes
+and claims (test-set numbers, as published). Each matches its document's parameter count exactly; the reading
+chosen where a document is vague is in ``docs/reference_designs.md``."""
 
 import functools
 
@@ -13,10 +11,7 @@ from torch import nn
 from .models import Classifier, ConvBlock, GAPHead, PaddedNet, TransitionBlock
 from .recipes import SMALL, Recipe
 
-
-def relu_then_bn(in_ch: int, out_ch: int, **options: object) -> ConvBlock:
-    """A block with BatchNorm after the ReLU, the order 001, 002 and 004 use."""
-    return ConvBlock(in_ch, out_ch, order="conv-relu-bn", **options)
+relu_then_bn = functools.partial(ConvBlock, order="conv-relu-bn")  # BatchNorm after the ReLU: 001, 002, 004
 
 
 class Ref001(Classifier):
@@ -64,15 +59,12 @@ class Ref003(nn.Module):
     def __init__(self, in_channels: int = 1, n_channels: int = 32) -> None:
         super().__init__()
         half = n_channels // 2
-
-        def block(in_ch: int, out_ch: int, dropout: float) -> ConvBlock:
-            return ConvBlock(in_ch, out_ch, dropout=dropout, bias=True)  # 003's convolutions have a bias
-
+        early = functools.partial(ConvBlock, dropout=0.05, bias=True)  # 003's convolutions have a bias
+        late = functools.partial(ConvBlock, dropout=0.1, bias=True)
         self.layers = nn.Sequential(
-            block(in_channels, half, 0.05), block(half, half, 0.05), block(half, half, 0.05),
-            block(half, n_channels, 0.05),  # 20×20, rf 9
+            early(in_channels, half), early(half, half), early(half, half), early(half, n_channels),  # 20×20, rf 9
             MaxPoolingBlock(n_channels, half),  # 10×10, rf 10
-            block(half, half, 0.1), block(half, half, 0.1), block(half, n_channels, 0.1),  # 4×4, rf 22
+            late(half, half), late(half, half), late(half, n_channels),  # 4×4, rf 22
             nn.AvgPool2d(4),
         )
         self.fc = nn.Linear(n_channels, 10)

@@ -2,7 +2,6 @@
 
 import inspect
 import platform
-import statistics
 
 import torch
 
@@ -32,8 +31,7 @@ def environment_line(device: str, seconds: float | None = None) -> str:
 
 
 def result(history: History, target: float = TARGET) -> Markdown:
-    """Parameters; best train and held-out accuracy (validation if the run has it) with their epochs; the
-    last epoch and its gap; the test accuracy only when the run measured it."""
+    """Parameters, best and last train and held-out accuracy, their gap, and test accuracy if measured."""
     if not history.epochs:
         return Markdown("| Result | |\n|---|---|\n| Epochs finished | 0 |")
     train, held = history.acc(history.train_split), history.acc()
@@ -55,8 +53,7 @@ def result(history: History, target: float = TARGET) -> Markdown:
 
 
 def diagnosis(history: History, overfit_gap: float = 0.3) -> Markdown:
-    """Over- or under-fitting, judged from training accuracy in eval mode against the held-out split, and
-    whether more epochs could help given where the learning-rate schedule ended."""
+    """Over- or under-fitting (train against held-out accuracy), and whether more epochs could still help."""
     if not history.epochs:
         return Markdown("No epoch finished: nothing to diagnose.")
     train, held, held_name = history.acc(history.train_split), history.acc(), SPLIT_NAMES[history.held_out]
@@ -87,33 +84,3 @@ def diagnosis(history: History, overfit_gap: float = 0.3) -> Markdown:
             f"{max(history.lr_per_step):.2g}): more epochs at that rate would change little; a longer schedule "
             "is the lever." if annealed else ": more epochs, or a schedule that spends them better, might help."))
     return Markdown("\n\n".join(notes))
-
-
-def spread(values: list[float]) -> str:
-    """``mean ± std (min–max)`` of accuracies."""
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.2f} ± {std:.2f} ({min(values):.2f}–{max(values):.2f})"
-
-
-def claims_table(runs: dict[str, list[History]], claims: dict[str, str]) -> str:
-    """Markdown: per model, the published claim beside best, last and last-3 test accuracy over seeds."""
-    lines = [("| model | params | epochs | seeds | published claim | best-epoch test acc % mean ± std (min–max) "
-              "| last-epoch test acc % | min of last 3 epochs % | first epoch ≥ 99.4 % (per seed) |"),
-             "|---|---|---|---|---|---|---|---|---|"]
-    for name, hs in runs.items():
-        firsts = ", ".join(str(h.first_epoch_reaching(TARGET) or "never") for h in hs)
-        lines.append(f"| {name} | {hs[0].meta['parameters']:,} | {hs[0].epochs} | {len(hs)} | {claims.get(name, '—')} "
-                     f"| {spread([h.best_test_acc for h in hs])} | {spread([h.test_acc[-1] for h in hs])} "
-                     f"| {spread([min(h.test_acc[-3:]) for h in hs])} | {firsts} |")
-    return "\n".join(lines)
-
-
-def per_seed_table(histories: list[History]) -> str:
-    """Markdown: one row per seed with best, the last three epochs, their minimum and the first ≥ 99.4 %."""
-    lines = ["| seed | best test acc % (epoch) | last 3 epochs % | min of last 3 % | first epoch ≥ 99.4 % |",
-             "|---|---|---|---|---|"]
-    for h in histories:
-        lines.append(f"| {h.meta['seed']} | {h.best_test_acc:.2f} ({h.best_epoch}) | "
-                     f"{', '.join(f'{a:.2f}' for a in h.test_acc[-3:])} | {min(h.test_acc[-3:]):.2f} "
-                     f"| {h.first_epoch_reaching(TARGET) or 'never'} |")
-    return "\n".join(lines)

@@ -1,8 +1,6 @@
-"""When a learning-rate scheduler steps: the one rule that ``fit`` follows and the LR plots simulate.
-
-OneCycleLR, CyclicLR and :class:`PiecewiseLinear` step after every batch (a finished cycle keeps its lowest
-rate); ReduceLROnPlateau after every epoch, on a loss; every other scheduler after every epoch.
-"""
+"""When a learning-rate scheduler steps, the one rule ``fit`` follows and the LR plots simulate: OneCycleLR,
+CyclicLR and :class:`PiecewiseLinear` after every batch (a finished cycle keeps its lowest rate);
+ReduceLROnPlateau after every epoch, on a loss; every other scheduler after every epoch."""
 
 import copy
 import warnings
@@ -40,25 +38,15 @@ def scheduler_step(scheduler: object, when: str, loss: float | None = None) -> N
 
 def lr_schedule(optimizer: torch.optim.Optimizer, scheduler: object, steps_per_epoch: int, epochs: int,
                 losses: Sequence[float] | float = 1.0) -> list[float]:
-    """The learning rate of every optimizer step under :func:`scheduler_step`, without training.
-
-    The optimizer's rates and the scheduler's state are put back afterwards. ReduceLROnPlateau gets
-    ``losses`` (one per epoch, or a constant: then it shows when patience runs out).
-    """
-    saved_groups = [copy.deepcopy({k: v for k, v in g.items() if k != "params"}) for g in optimizer.param_groups]
-    saved = copy.deepcopy(scheduler.state_dict()) if scheduler is not None else None
+    """The learning rate of every optimizer step under :func:`scheduler_step`, simulated on copies (the
+    originals are left as they are). ReduceLROnPlateau gets ``losses``: one per epoch, or a constant."""
+    optimizer, scheduler = copy.deepcopy((optimizer, scheduler))
     lrs: list[float] = []
-    try:
-        with warnings.catch_warnings():  # no optimizer.step() here, so silence torch's reminder about it
-            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
-            for epoch in range(epochs):
-                for _ in range(steps_per_epoch):
-                    lrs.append(optimizer.param_groups[0]["lr"])
-                    scheduler_step(scheduler, "batch")
-                scheduler_step(scheduler, "epoch", losses if isinstance(losses, (int, float)) else losses[epoch])
-    finally:
-        for group, old in zip(optimizer.param_groups, saved_groups):
-            group.update(old)
-        if scheduler is not None:
-            scheduler.load_state_dict(saved)
+    with warnings.catch_warnings():  # the copies never call optimizer.step(): silence torch's reminders
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler|Seems like `optimizer\.step")
+        for epoch in range(epochs):
+            for _ in range(steps_per_epoch):
+                lrs.append(optimizer.param_groups[0]["lr"])
+                scheduler_step(scheduler, "batch")
+            scheduler_step(scheduler, "epoch", losses if isinstance(losses, (int, float)) else losses[epoch])
     return lrs
