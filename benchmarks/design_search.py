@@ -1,14 +1,10 @@
-"""How the final model and the small model were chosen: candidate designs trained with their base recipe (or
-a named change to it) on seeds the README does not report (11, 12, ...), scored on the validation split.
+"""How the final and the small model were chosen: candidates trained with their base recipe (or a named
+change to it) on seeds never reported (11, 12, ...), scored on the validation split; one line per run, then
+one per candidate over its seeds (the worst of the last three epochs is what the target is about).
 
     python benchmarks/design_search.py [--candidates NAME ...] [--seeds 11 12] [--jobs 1] [--record PATH]
 
-One line per run: candidate, parameters, seed, the last three validation accuracies, their minimum, the
-best, and the train accuracy (eval mode) of the last epoch (train ≈ validation: short of capacity, not
-over-fitting). Then one line per candidate over its seeds: the worst of the last three epochs is what the
-course's target ("≥ 99.4 % in each of the last three epochs, any seed") is about. ``--jobs N`` trains N runs
-at once in separate processes (one CPU thread each): on a GPU, where one small run leaves the card mostly
-idle, that is how a search fits in minutes. ``--record`` appends the tables, dated, to a Markdown file.
+``--jobs N`` trains N runs at once, one CPU thread each (on a GPU, how a search fits in minutes).
 """
 
 import argparse

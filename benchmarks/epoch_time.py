@@ -1,19 +1,9 @@
-"""How long is one training epoch, and how much of it is the data path?
+"""How long is one training epoch, and how much of it is the data path? Times one epoch of the same model
+three ways, alternating, and reports medians: ``loader`` (torchvision's DataLoader), ``device`` (the course's
+default pipeline) and ``compute`` (batches made beforehand: the floor). On a CUDA GPU all three replay each
+step as a CUDA graph unless ``--cuda-graph off``.
 
-Times one epoch of the same model with the same augmentation three ways, alternating, and reports
-medians (of each time, and of the ratios within each repeat):
-
-* ``loader``  — the classic torchvision ``DataLoader`` (PIL transforms, one image at a time);
-* ``device``  — the course's default: uint8 tensor on the device, batched on-device augmentation;
-* ``compute`` — forward + backward + step on batches made beforehand: the floor no data path can beat.
-
-    python benchmarks/epoch_time.py [--model final] [--repeats 5] [--device auto] [--workers 2]
-                                    [--cuda-graph on|off] [--record results/speed.md]
-
-On a CUDA GPU all three replay each training step as a CUDA graph (``--cuda-graph off`` for plain eager
-PyTorch), so the three differ only in where the batches come from.
-
-The last line reads ``speedup over DataLoader: 1.85x; overhead over compute: 6%``.
+    python benchmarks/epoch_time.py [--model final] [--repeats 5] [--device auto] [--workers 2] [--record F]
 """
 
 import argparse

@@ -1,7 +1,5 @@
-"""The course's building blocks and models: images ``(N, 1, 28, 28)`` → log-probabilities ``(N, 10)``.
-
-Comments give each layer's output size and receptive field (rf, in input pixels).
-"""
+"""The course's blocks and models: images (N, 1, 28, 28) → log-probabilities (N, 10). Comments give each
+layer's output size and receptive field (rf, in input pixels)."""
 
 from typing import Literal
 

@@ -1,10 +1,5 @@
-"""Training: one step, one epoch, ``fit`` over epochs, evaluation, prediction and checkpoints.
-
-Output in the familiar form, on a tqdm bar (``progress="bar"``) or as text lines (``"lines"``)::
-
-    Train: Loss=0.0431 Batch_id=468 Accuracy=99.30
-    Test set: Average loss: 0.0166, Accuracy: 9949/10000 (99.49%)
-"""
+"""Training: one step, one epoch, ``fit`` over epochs, evaluation, prediction and checkpoints; progress in
+the familiar ``Train: Loss=… Batch_id=… Accuracy=…`` form, on a tqdm bar or as text lines."""
 
 import io
 import random
@@ -49,8 +44,7 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 
 def train_epoch(model: nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer, scheduler: object = None,
                 step: Step = train_step, progress: str = "bar", lr_log: list[float] | None = None) -> tuple[float, float]:
-    """One pass over the training batches; returns (mean loss, running accuracy %). Sums stay on the device:
-    a GPU is read back only for the bar (every 10 batches) and the totals."""
+    """One pass over the training batches; returns (mean loss, running accuracy %). Sums stay on the device."""
     model.train()
     device = next(model.parameters()).device
     total_loss, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
@@ -123,8 +117,7 @@ def fit(model: nn.Module, data: MNISTData, epochs: int, optimizer: torch.optim.O
 
 
 def measure(model: nn.Module, data: MNISTData, show: bool = False) -> dict[str, float]:
-    """Loss and accuracy % (eval mode) on the training subset, the validation split and the test set that
-    ``data`` has; ``show`` prints the familiar line for each."""
+    """Loss and accuracy % (eval mode) on each split ``data`` has; ``show`` prints the familiar line for each."""
     measured = {}
     for split, title in (("train_eval", "Train set (eval mode)"), ("val", "Validation set"), ("test", "Test set")):
         if (batches := getattr(data, split)) is not None:
@@ -137,8 +130,7 @@ def measure(model: nn.Module, data: MNISTData, show: bool = False) -> dict[str, 
 
 def run_facts(model: nn.Module, data: MNISTData, optimizer: torch.optim.Optimizer, scheduler: object,
               step: Step, epochs: int) -> dict:
-    """What a History records about its run, so one saved run can be told from another (``quick``: the
-    notebooks' quick mode was on, so the run is a check that things run, never a result)."""
+    """What a History records about its run (``quick``: a check that things run, never a result)."""
     return {"model": type(model).__name__, "parameters": count_parameters(model), "device": str(data.device),
             "torch": torch.__version__, "pipeline": data.pipeline, "train_images": data.train_images,
             "val_images": data.val_images, "test_images": data.test_images, "epochs": epochs, "optimizer": type(optimizer).__name__,
